@@ -1,0 +1,259 @@
+"""asyncllm's exception tree. Nothing above the drivers sees a vendor exception.
+
+::
+
+    AsyncLLMError
+    ├── ConfigurationError            bad client set-up: unknown provider, missing API key
+    ├── InvalidRequestError           malformed messages or parameters, caught before any call
+    ├── ProviderError                 one provider attempt failed (.provider, .model, .retryable)
+    │   ├── RateLimited               429 (.retry_after seconds, .rate_limits)
+    │   ├── Overloaded                Anthropic 529 / "overloaded"
+    │   ├── ServerError               5xx
+    │   ├── ProviderTimeout           no (first) byte in time
+    │   ├── ConnectionFailed          could not connect / connection reset before a response
+    │   ├── MalformedResponse         the provider answered something we could not parse
+    │   ├── StreamBroken              the stream died after N chunks (.partial_text)
+    │   ├── AuthenticationFailed      401 / 403
+    │   └── BadRequest                400 / 404 / 422: the request itself is wrong
+    │       ├── ContextWindowExceeded
+    │       └── ContentFiltered
+    ├── DeadlineExceeded              the logical request's deadline passed
+    ├── CircuitOpen                   the provider's breaker is open (retryable elsewhere)
+    ├── BudgetExceeded                a budget cannot fit the request's worst-case cost
+    └── AllProvidersFailed            every attempt failed; also an ExceptionGroup of them
+
+``retryable`` says whether the *same request* may succeed when tried again (on this provider
+after a pause, or on another one). Bad requests and authentication failures are not retryable.
+
+Messages and reprs never contain API keys: drivers build messages from status codes and the
+provider's error text only, and :func:`redact` scrubs anything that looks like a key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._types import RateLimitInfo
+
+__all__ = [
+    "AllProvidersFailed",
+    "AsyncLLMError",
+    "AuthenticationFailed",
+    "BadRequest",
+    "BudgetExceeded",
+    "CircuitOpen",
+    "ConfigurationError",
+    "ConnectionFailed",
+    "ContentFiltered",
+    "ContextWindowExceeded",
+    "DeadlineExceeded",
+    "InvalidRequestError",
+    "MalformedResponse",
+    "Overloaded",
+    "ProviderError",
+    "ProviderTimeout",
+    "RateLimited",
+    "ServerError",
+    "StreamBroken",
+    "redact",
+]
+
+_KEY_RE = re.compile(
+    r"(sk-(?:ant-)?[A-Za-z0-9_\-]{6,}|(?i:bearer)\s+[A-Za-z0-9_\-\.=]{8,}|"
+    r"(?i:api[_-]?key)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9_\-\.]{8,})"
+)
+
+
+def redact(text: str) -> str:
+    """Replace anything shaped like an API key or bearer token with ``[REDACTED]``."""
+    return _KEY_RE.sub("[REDACTED]", text)
+
+
+class AsyncLLMError(Exception):
+    """Root of every error asyncllm raises."""
+
+    retryable: bool = False
+
+
+class ConfigurationError(AsyncLLMError, ValueError):
+    """The client or a provider is set up wrongly (unknown provider, missing API key...)."""
+
+
+class InvalidRequestError(AsyncLLMError, ValueError):
+    """The request is malformed; raised before any network call."""
+
+
+class ProviderError(AsyncLLMError):
+    """One attempt on one provider failed.
+
+    Attributes:
+        provider: Provider (driver instance) name.
+        model: Model asked for, when known.
+        status_code: HTTP status, when there was one.
+        retryable: Whether trying again (later, or elsewhere) may succeed.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        model: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        message = redact(message)
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.model = model
+        self.status_code = status_code
+
+    def __str__(self) -> str:
+        where = self.provider + (f"/{self.model}" if self.model else "")
+        status = f" (HTTP {self.status_code})" if self.status_code is not None else ""
+        return f"[{where}]{status} {self.message}" if where else f"{self.message}{status}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, provider={self.provider!r}, "
+            f"model={self.model!r}, status_code={self.status_code!r})"
+        )
+
+
+class RateLimited(ProviderError):
+    """HTTP 429. ``retry_after`` is the server's wait in seconds, when it said one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        rate_limits: RateLimitInfo | None = None,
+        provider: str = "",
+        model: str | None = None,
+        status_code: int | None = 429,
+    ) -> None:
+        super().__init__(message, provider=provider, model=model, status_code=status_code)
+        self.retry_after = retry_after
+        self.rate_limits = rate_limits
+
+
+class Overloaded(ProviderError):
+    """The provider is overloaded (Anthropic 529)."""
+
+
+class ServerError(ProviderError):
+    """The provider failed with a 5xx."""
+
+
+class ProviderTimeout(ProviderError, TimeoutError):
+    """The provider did not answer (or send the first token) in time."""
+
+
+class ConnectionFailed(ProviderError):
+    """The connection could not be made or was lost before a response began."""
+
+
+class MalformedResponse(ProviderError):
+    """The provider sent something that is not valid for its wire format."""
+
+
+class StreamBroken(ProviderError):
+    """The stream broke after content had been delivered.
+
+    Attributes:
+        partial_text: The text received before the break.
+        chunks_received: How many content chunks had arrived.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial_text: str = "",
+        chunks_received: int = 0,
+        provider: str = "",
+        model: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(
+            f"{message} (stream broken after {chunks_received} chunks)",
+            provider=provider,
+            model=model,
+            status_code=status_code,
+        )
+        self.partial_text = partial_text
+        self.chunks_received = chunks_received
+
+
+class AuthenticationFailed(ProviderError):
+    """The provider rejected the credentials (401/403). Not retryable."""
+
+    retryable = False
+
+
+class BadRequest(ProviderError):
+    """The provider rejected the request itself (400/404/422). Not retryable."""
+
+    retryable = False
+
+
+class ContextWindowExceeded(BadRequest):
+    """The prompt plus ``max_tokens`` does not fit the model's context window."""
+
+
+class ContentFiltered(BadRequest):
+    """The provider's content filter refused the request or the output."""
+
+
+class DeadlineExceeded(AsyncLLMError, TimeoutError):
+    """The logical request's overall deadline passed before any attempt succeeded."""
+
+
+class CircuitOpen(AsyncLLMError):
+    """The provider's circuit breaker is open; another provider may still answer."""
+
+    retryable = True
+
+    def __init__(self, provider: str, retry_in: float) -> None:
+        super().__init__(f"circuit open for provider {provider!r}; next probe in {retry_in:.2f}s")
+        self.provider = provider
+        self.retry_in = retry_in
+
+
+class BudgetExceeded(AsyncLLMError):
+    """A budget cannot fit the request's worst-case cost. Not retryable.
+
+    Attributes:
+        budget: The budget's name.
+        requested_usd: The worst-case cost that did not fit.
+        remaining_usd: What the budget had left.
+    """
+
+    def __init__(self, budget: str, requested_usd: float, remaining_usd: float) -> None:
+        super().__init__(
+            f"budget {budget!r} cannot fit ${requested_usd:.6f} "
+            f"(${remaining_usd:.6f} left in this period)"
+        )
+        self.budget = budget
+        self.requested_usd = requested_usd
+        self.remaining_usd = remaining_usd
+
+
+class AllProvidersFailed(AsyncLLMError, ExceptionGroup[Exception]):  # type: ignore[misc]
+    """Every attempt of a logical request failed; ``exceptions`` holds each failure."""
+
+    def __new__(cls, message: str, exceptions: Sequence[Exception]) -> AllProvidersFailed:
+        return super().__new__(cls, message, exceptions)
+
+    def derive(self, excs: Sequence[Exception]) -> AllProvidersFailed:  # type: ignore[override]
+        return AllProvidersFailed(self.message, excs)
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return any(getattr(e, "retryable", False) for e in self.exceptions)

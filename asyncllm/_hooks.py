@@ -1,0 +1,225 @@
+"""The seams between the orchestrator and the layers around each attempt.
+
+The orchestrator runs every attempt (primary, retry, hedge, fallback, race) through the same
+per-provider pipeline::
+
+    breaker check -> budget.reserve(worst case) -> limiter.acquire(tokens)
+        -> provider.stream(...) -> permit.settle(usage) / reservation.settle(cost)
+    (observer callbacks at each step)
+
+These protocols are what the orchestrator knows of limits, budgets and telemetry; the
+``limits/``, ``telemetry/`` and budget modules implement them, and the no-op versions here
+are the defaults. Releases happen in ``__aexit__`` of the context managers, in the task
+that acquired, shielded from cancellation.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
+
+if TYPE_CHECKING:
+    from ._types import ChatRequest, RateLimitInfo, Response, Usage
+
+__all__ = [
+    "AttemptInfo",
+    "AttemptRole",
+    "Budget",
+    "Limiter",
+    "NoBudget",
+    "NoLimiter",
+    "NoObserver",
+    "Observer",
+    "Permit",
+    "RequestInfo",
+    "Reservation",
+]
+
+AttemptRole: TypeAlias = Literal["primary", "retry", "hedge", "fallback", "race"]
+
+
+class Permit(Protocol):
+    """A limiter slot held for one attempt."""
+
+    def settle(self, usage: Usage | None) -> None:
+        """Record the real usage; the unused part of the reservation is given back on exit.
+
+        ``None`` means the usage is unknown (for example a cancelled stream): the
+        reservation is kept as spent.
+        """
+        ...
+
+
+class Limiter(Protocol):
+    """Per-provider rate limiter (requests, tokens, concurrency)."""
+
+    def acquire(self, tokens: int) -> AbstractAsyncContextManager[Permit]:
+        """Wait (FIFO) for a request slot, ``tokens`` of token budget and a concurrency slot.
+
+        Cancelled while waiting: takes nothing. Leaving the context gives back the
+        concurrency slot and unused tokens.
+        """
+        ...
+
+    def observe(self, info: RateLimitInfo) -> None:
+        """Correct the limiter's state from the provider's rate-limit headers."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """A 429 said to wait: hold every waiter for ``seconds``."""
+        ...
+
+    def statistics(self) -> dict[str, Any]:
+        """Waiters, time spent waiting, current levels, 429s seen."""
+        ...
+
+
+class Reservation(Protocol):
+    """A budget reservation for one attempt."""
+
+    def settle(self, cost_usd: float | None) -> None:
+        """Record the real cost (``None``: unknown, keep the worst case)."""
+        ...
+
+
+class Budget(Protocol):
+    """Spend limits, enforced before each attempt."""
+
+    def reserve(
+        self, request: ChatRequest, *, provider: str, kind: str, model: str, local: bool
+    ) -> AbstractAsyncContextManager[Reservation]:
+        """Reserve the attempt's worst-case cost or raise ``BudgetExceeded``."""
+        ...
+
+
+@dataclass(slots=True)
+class RequestInfo:
+    """One logical request as the observer sees it."""
+
+    request_id: str
+    request: ChatRequest
+    strategy: str
+    stream: bool
+    started: float
+    attempts: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class AttemptInfo:
+    """One attempt on one provider."""
+
+    request_id: str
+    provider: str
+    kind: str
+    model: str
+    attempt: int
+    role: AttemptRole
+    started: float
+    first_token_at: float | None = None
+    finished: float | None = None
+    usage: Usage | None = None
+    cost_usd: float | None = None
+    outcome: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Observer(Protocol):
+    """Telemetry: structured logs, metrics, traces. Every method must be cheap and not raise."""
+
+    def request_started(self, info: RequestInfo) -> None: ...
+
+    def attempt_started(self, info: AttemptInfo) -> None: ...
+
+    def attempt_first_token(self, info: AttemptInfo) -> None: ...
+
+    def attempt_finished(
+        self, info: AttemptInfo, response: Response | None, error: BaseException | None
+    ) -> None:
+        """``info.outcome`` is ``"success"``, ``"error"``, ``"cancelled"`` or ``"lost"``."""
+        ...
+
+    def request_finished(
+        self, info: RequestInfo, response: Response | None, error: BaseException | None
+    ) -> None: ...
+
+
+class _NoPermit:
+    __slots__ = ()
+
+    def settle(self, usage: Usage | None) -> None:
+        pass
+
+    async def __aenter__(self) -> _NoPermit:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
+
+
+_NO_PERMIT = _NoPermit()
+
+
+class NoLimiter:
+    """A limiter that never waits."""
+
+    def acquire(self, tokens: int) -> _NoPermit:
+        return _NO_PERMIT
+
+    def observe(self, info: RateLimitInfo) -> None:
+        pass
+
+    def pause(self, seconds: float) -> None:
+        pass
+
+    def statistics(self) -> dict[str, Any]:
+        return {}
+
+
+class _NoReservation:
+    __slots__ = ()
+
+    def settle(self, cost_usd: float | None) -> None:
+        pass
+
+    async def __aenter__(self) -> _NoReservation:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
+
+
+_NO_RESERVATION = _NoReservation()
+
+
+class NoBudget:
+    """A budget that never refuses."""
+
+    def reserve(
+        self, request: ChatRequest, *, provider: str, kind: str, model: str, local: bool
+    ) -> _NoReservation:
+        return _NO_RESERVATION
+
+
+class NoObserver:
+    """An observer that records nothing."""
+
+    def request_started(self, info: RequestInfo) -> None:
+        pass
+
+    def attempt_started(self, info: AttemptInfo) -> None:
+        pass
+
+    def attempt_first_token(self, info: AttemptInfo) -> None:
+        pass
+
+    def attempt_finished(
+        self, info: AttemptInfo, response: Response | None, error: BaseException | None
+    ) -> None:
+        pass
+
+    def request_finished(
+        self, info: RequestInfo, response: Response | None, error: BaseException | None
+    ) -> None:
+        pass

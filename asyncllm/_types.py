@@ -1,0 +1,370 @@
+"""Core value types shared by every layer: requests, responses, stream chunks.
+
+Everything here is a small slotted dataclass. Requests are frozen values (the cache key,
+the limiter's token estimate and the budget's cost estimate are all computed from them);
+responses are built once per attempt by the driver and then only annotated (``cached``,
+``cost_usd``) by the layers above.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+from ._exceptions import InvalidRequestError
+
+__all__ = [
+    "ChatRequest",
+    "Chunk",
+    "FinishReason",
+    "Message",
+    "MessagesInput",
+    "RateLimitInfo",
+    "Response",
+    "Role",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "build_request",
+    "coerce_messages",
+]
+
+Role: TypeAlias = Literal["system", "developer", "user", "assistant", "tool"]
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+
+#: Normalised finish reasons. Drivers map vendor values onto these and keep the
+#: vendor's own word in ``Response.raw_finish_reason``.
+FinishReason: TypeAlias = Literal["stop", "length", "tool_calls", "content_filter", "other"]
+
+
+@dataclass(slots=True, frozen=True)
+class Message:
+    """One chat message.
+
+    Attributes:
+        role: ``system``, ``developer``, ``user``, ``assistant`` or ``tool``.
+        content: A string, or a tuple of OpenAI-style content parts
+            (``{"type": "text", "text": ...}``, images, ...), passed through as given.
+        name: Optional participant name.
+        tool_call_id: For ``tool`` messages, the call this message answers.
+        tool_calls: For ``assistant`` messages, OpenAI-style tool calls, passed through.
+    """
+
+    role: Role
+    content: str | tuple[Mapping[str, Any], ...]
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: tuple[Mapping[str, Any], ...] | None = None
+
+    def text(self) -> str:
+        """The message's text: the string, or its text parts joined."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(
+            str(p.get("text", "")) for p in self.content if p.get("type") in ("text", None)
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class ChatRequest:
+    """A provider-neutral chat request.
+
+    ``model`` may be ``None``: the provider's default model is used. ``provider_options`` is
+    merged into the wire body of the provider it is meant for (for example
+    ``{"logprobs": True}`` or Anthropic's ``{"thinking": {...}}``); it is part of the cache
+    key. ``metadata`` and ``tags`` are *not* sent and are not part of the cache key: tags
+    select budgets, metadata travels to logs.
+    """
+
+    messages: tuple[Message, ...]
+    model: str | None = None
+    system: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] | None = None
+    seed: int | None = None
+    response_format: Mapping[str, Any] | None = None
+    tools: tuple[Mapping[str, Any], ...] | None = None
+    tool_choice: str | Mapping[str, Any] | None = None
+    provider_options: Mapping[str, Any] | None = None
+    tags: Mapping[str, str] | None = None
+    metadata: Mapping[str, Any] | None = None
+
+    def with_model(self, model: str | None) -> ChatRequest:
+        """A copy of this request for another model (``None`` keeps it)."""
+        if model is None or model == self.model:
+            return self
+        return dataclasses.replace(self, model=model)
+
+    def prompt_chars(self) -> int:
+        """Characters of prompt text: the base of token estimates."""
+        n = len(self.system) if self.system else 0
+        for m in self.messages:
+            n += len(m.text())
+        return n
+
+    def estimated_input_tokens(self) -> int:
+        """A cheap, conservative input-token estimate (about 3.5 characters a token).
+
+        Used for limiter reservations and budget worst cases before the call; the real
+        usage settles both afterwards.
+        """
+        return self.prompt_chars() * 2 // 7 + 4 * len(self.messages) + 3
+
+
+@dataclass(slots=True, frozen=True)
+class Usage:
+    """Token usage of one response."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(slots=True, frozen=True)
+class ToolCall:
+    """A complete tool call requested by the model."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(slots=True, frozen=True)
+class ToolCallDelta:
+    """A fragment of a streamed tool call; fragments with one ``index`` concatenate."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class RateLimitInfo:
+    """What the provider's rate-limit headers said on one response.
+
+    Any field may be ``None`` when the provider did not send it. ``reset_*`` are seconds
+    from the moment the response was received.
+    """
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    reset_requests: float | None = None
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+    reset_tokens: float | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Chunk:
+    """One event of a token stream.
+
+    A chunk carries any of: a text delta, tool-call fragments, the final usage, the finish
+    reason. ``text`` is always a string (empty when the chunk carries something else), so
+    ``async for chunk in stream: print(chunk.text, end="")`` works for every chunk.
+    """
+
+    text: str = ""
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    usage: Usage | None = None
+    finish_reason: FinishReason | None = None
+    raw_finish_reason: str | None = None
+
+
+@dataclass(slots=True)
+class Response:
+    """A complete response.
+
+    Attributes:
+        text: The generated text.
+        finish_reason: Normalised finish reason.
+        usage: Token usage as billed by the provider.
+        provider: Name of the provider (driver instance) that answered.
+        model: Model that answered, as the provider reported it.
+        latency: Seconds from sending the request to the last byte.
+        time_to_first_token: Seconds from sending to the first content, or ``None``.
+        cached: True when served from the cache.
+        tool_calls: Tool calls requested by the model.
+        raw_finish_reason: The provider's own finish reason.
+        rate_limits: Rate-limit headers of the answering response, if any.
+        cost_usd: Cost in USD when known (set by the cost layer).
+        request_id: The logical request id asyncllm assigned.
+        chunks: For streamed responses, the text deltas as they arrived (used by the cache
+            to replay a stream with its original boundaries); empty otherwise.
+    """
+
+    text: str
+    finish_reason: FinishReason | None
+    usage: Usage
+    provider: str
+    model: str
+    latency: float = 0.0
+    time_to_first_token: float | None = None
+    cached: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
+    raw_finish_reason: str | None = None
+    rate_limits: RateLimitInfo | None = None
+    cost_usd: float | None = None
+    request_id: str | None = None
+    chunks: tuple[str, ...] = field(default=(), repr=False)
+
+
+MessagesInput: TypeAlias = (
+    "str | Message | Mapping[str, Any] | Sequence[Message | Mapping[str, Any]]"
+)
+
+
+def _coerce_content(content: object, index: int) -> str | tuple[Mapping[str, Any], ...]:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence) and not isinstance(content, (bytes, bytearray)):
+        parts: list[Mapping[str, Any]] = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append({"type": "text", "text": part})
+            elif isinstance(part, Mapping) and isinstance(part.get("type"), str):
+                parts.append(part)
+            else:
+                raise InvalidRequestError(
+                    f"messages[{index}].content: each part must be a string or a dict with "
+                    f"a 'type', got {type(part).__name__}"
+                )
+        return tuple(parts)
+    if content is None:
+        return ""
+    raise InvalidRequestError(
+        f"messages[{index}].content must be a string or a list of parts, "
+        f"got {type(content).__name__}"
+    )
+
+
+def _coerce_one(m: object, index: int) -> Message:
+    if isinstance(m, Message):
+        return m
+    if not isinstance(m, Mapping):
+        raise InvalidRequestError(
+            f"messages[{index}] must be a dict with 'role' and 'content' or a Message, "
+            f"got {type(m).__name__}"
+        )
+    role = m.get("role")
+    if role not in _ROLES:
+        raise InvalidRequestError(
+            f"messages[{index}].role must be one of {sorted(_ROLES)}, got {role!r}"
+        )
+    if "content" not in m and not m.get("tool_calls"):
+        raise InvalidRequestError(f"messages[{index}] has no 'content'")
+    tool_calls = m.get("tool_calls")
+    name = m.get("name")
+    tool_call_id = m.get("tool_call_id")
+    return Message(
+        role=role,
+        content=_coerce_content(m.get("content"), index),
+        name=name if isinstance(name, str) else None,
+        tool_call_id=tool_call_id if isinstance(tool_call_id, str) else None,
+        tool_calls=tuple(tool_calls) if tool_calls else None,
+    )
+
+
+def coerce_messages(messages: object) -> tuple[Message, ...]:
+    """Turn user input into a tuple of :class:`Message`.
+
+    Accepts a plain prompt string (one user message), a :class:`Message`, one
+    OpenAI-style dict, or a sequence of those.
+
+    Raises:
+        InvalidRequestError: when the input cannot be read as chat messages.
+    """
+    if isinstance(messages, str):
+        if not messages:
+            raise InvalidRequestError("the prompt is empty")
+        return (Message(role="user", content=messages),)
+    if isinstance(messages, (Message, Mapping)):
+        return (_coerce_one(messages, 0),)
+    if isinstance(messages, Iterable) and not isinstance(messages, (bytes, bytearray)):
+        out = tuple(_coerce_one(m, i) for i, m in enumerate(messages))
+        if not out:
+            raise InvalidRequestError("messages is empty")
+        return out
+    raise InvalidRequestError(
+        f"messages must be a prompt string or a list of message dicts, "
+        f"got {type(messages).__name__}"
+    )
+
+
+_PARAMS = frozenset(
+    {
+        "model",
+        "system",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "stop",
+        "seed",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "provider_options",
+        "tags",
+        "metadata",
+    }
+)
+
+
+def build_request(messages: object, params: Mapping[str, Any]) -> ChatRequest:
+    """Build a :class:`ChatRequest` from user input and keyword parameters.
+
+    A ``ChatRequest`` passed as ``messages`` is used as is (``params`` override its fields).
+    System messages given in ``messages`` are kept in order; ``system=`` is an extra system
+    prompt placed before them.
+
+    Raises:
+        InvalidRequestError: for unknown parameters or values of the wrong type.
+    """
+    unknown = set(params) - _PARAMS
+    if unknown:
+        raise InvalidRequestError(
+            f"unknown parameter(s) {sorted(unknown)}; pass provider-specific options "
+            f"as provider_options={{...}}"
+        )
+    if isinstance(messages, ChatRequest):
+        return dataclasses.replace(messages, **_checked(params)) if params else messages
+    return ChatRequest(messages=coerce_messages(messages), **_checked(params))
+
+
+def _checked(params: Mapping[str, Any]) -> dict[str, Any]:
+    p = dict(params)
+    for k in ("temperature", "top_p"):
+        v = p.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise InvalidRequestError(f"{k} must be a number, got {type(v).__name__}")
+    for k in ("max_tokens", "seed"):
+        v = p.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise InvalidRequestError(f"{k} must be an int, got {type(v).__name__}")
+    if p.get("max_tokens") is not None and p["max_tokens"] < 1:
+        raise InvalidRequestError("max_tokens must be at least 1")
+    stop = p.get("stop")
+    if isinstance(stop, str):
+        p["stop"] = (stop,)
+    elif stop is not None:
+        if not all(isinstance(s, str) for s in stop):
+            raise InvalidRequestError("stop must be a string or a list of strings")
+        p["stop"] = tuple(stop)
+    tools = p.get("tools")
+    if tools is not None:
+        p["tools"] = tuple(tools)
+    for k in ("system", "model"):
+        v = p.get(k)
+        if v is not None and not isinstance(v, str):
+            raise InvalidRequestError(f"{k} must be a string, got {type(v).__name__}")
+    return p

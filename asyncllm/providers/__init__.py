@@ -1,0 +1,84 @@
+"""Provider drivers: one module each, behind the :class:`Provider` protocol.
+
+Specs such as ``"openai:gpt-4o-mini"``, ``"anthropic:claude-3-5-haiku-latest"`` or
+``"ollama:llama3.1:8b"`` name a driver kind and a model (split at the first colon).
+Driver modules are imported only when a spec names them, so ``import asyncllm`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from .._exceptions import ConfigurationError
+from ._base import BaseProvider, Provider, ProviderStream, StreamAccumulator
+from ._http import HttpResources
+
+__all__ = [
+    "BaseProvider",
+    "HttpResources",
+    "Provider",
+    "ProviderStream",
+    "StreamAccumulator",
+    "available_kinds",
+    "register",
+    "resolve",
+]
+
+# kind -> "module:callable"; the callable is ``factory(*, name, model, **options)``.
+_REGISTRY: dict[str, str | Callable[..., Provider]] = {
+    "openai": "asyncllm.providers._openai:OpenAIProvider",
+    "anthropic": "asyncllm.providers._anthropic:AnthropicProvider",
+    "openai_compatible": "asyncllm.providers._openai_compatible:OpenAICompatibleProvider",
+    "ollama": "asyncllm.providers._openai_compatible:ollama",
+    "vllm": "asyncllm.providers._openai_compatible:vllm",
+    "lmstudio": "asyncllm.providers._openai_compatible:lmstudio",
+    "fake": "asyncllm.testing._fake:FakeProvider",
+}
+
+
+def available_kinds() -> list[str]:
+    """The driver kinds a spec may name."""
+    return sorted(_REGISTRY)
+
+
+def register(kind: str, factory: str | Callable[..., Provider]) -> None:
+    """Register a driver kind: a ``factory(*, name, model, **options)`` or its import path."""
+    if ":" in kind or not kind:
+        raise ConfigurationError(f"invalid provider kind {kind!r}")
+    _REGISTRY[kind] = factory
+
+
+def _factory(kind: str) -> Callable[..., Provider]:
+    entry = _REGISTRY.get(kind)
+    if entry is None:
+        raise ConfigurationError(
+            f"unknown provider {kind!r}; known: {', '.join(available_kinds())}"
+        )
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        factory: Callable[..., Provider] = getattr(importlib.import_module(module), attr)
+        return factory
+    return entry
+
+
+def resolve(spec: str | Provider, *, name: str | None = None, **options: Any) -> Provider:
+    """Turn ``"kind:model"`` (or a driver object) into a driver.
+
+    Args:
+        spec: ``"openai:gpt-4o-mini"``, ``"ollama:llama3.1:8b"``, ``"anthropic"`` (default
+            model), or a driver object (returned as is).
+        name: Instance name; defaults to the kind.
+        **options: Passed to the driver (``api_key``, ``base_url``, ``backend``...).
+
+    Raises:
+        ConfigurationError: unknown kind, or the driver's own set-up errors (a missing API
+            key is reported here, before any network call).
+    """
+    if not isinstance(spec, str):
+        if options or name:
+            raise ConfigurationError("options and name apply to string specs only")
+        return spec
+    kind, _, model = spec.partition(":")
+    return _factory(kind)(name=name or kind, model=model or None, **options)
