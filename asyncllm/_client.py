@@ -54,7 +54,8 @@ class ClientStream:
             self._acc.add(chunk)
             yield chunk
         self.response = self._acc.response(
-            provider=self._provider.name, model=self._inner.model,
+            provider=self._provider.name,
+            model=self._inner.model,
             rate_limits=self._inner.rate_limits,
         )
 
@@ -77,7 +78,8 @@ class Client:
         max_connections: int = 512,
     ) -> None:
         specs: Sequence[str | Provider] = (
-            [providers] if isinstance(providers, str) or not isinstance(providers, Sequence)
+            [providers]
+            if isinstance(providers, str) or not isinstance(providers, Sequence)
             else providers
         )
         if not specs:

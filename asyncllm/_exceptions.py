@@ -245,15 +245,16 @@ class BudgetExceeded(AsyncLLMError):
         self.remaining_usd = remaining_usd
 
 
-class AllProvidersFailed(AsyncLLMError, ExceptionGroup[Exception]):  # type: ignore[misc]
+class AllProvidersFailed(AsyncLLMError, ExceptionGroup[Exception]):
     """Every attempt of a logical request failed; ``exceptions`` holds each failure."""
 
     def __new__(cls, message: str, exceptions: Sequence[Exception]) -> AllProvidersFailed:
         return super().__new__(cls, message, exceptions)
 
+    def __init__(self, message: str, exceptions: Sequence[Exception]) -> None:
+        super().__init__(message, exceptions)
+        #: True when any provider's failure was retryable (a later try may succeed).
+        self.retryable = any(getattr(e, "retryable", False) for e in self.exceptions)
+
     def derive(self, excs: Sequence[Exception]) -> AllProvidersFailed:  # type: ignore[override]
         return AllProvidersFailed(self.message, excs)
-
-    @property
-    def retryable(self) -> bool:  # type: ignore[override]
-        return any(getattr(e, "retryable", False) for e in self.exceptions)

@@ -3,8 +3,9 @@
 The orchestrator runs every attempt (primary, retry, hedge, fallback, race) through the same
 per-provider pipeline::
 
-    breaker check -> budget.reserve(worst case) -> limiter.acquire(tokens)
-        -> provider.stream(...) -> permit.settle(usage) / reservation.settle(cost)
+    breaker check -> budget.reserve(worst case) -> limiter.acquire(tokens, model=...)
+        -> provider.stream(...) -> pricing.cost(usage)
+        -> permit.settle(usage) / reservation.settle(cost)
     (observer callbacks at each step)
 
 These protocols are what the orchestrator knows of limits, budgets and telemetry; the
@@ -20,20 +21,27 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 if TYPE_CHECKING:
-    from ._types import ChatRequest, RateLimitInfo, Response, Usage
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from ._types import ChatRequest, Chunk, RateLimitInfo, Response, Usage
 
 __all__ = [
     "AttemptInfo",
     "AttemptRole",
     "Budget",
+    "CacheMode",
     "Limiter",
     "NoBudget",
     "NoLimiter",
     "NoObserver",
+    "NoPricing",
     "Observer",
     "Permit",
+    "Pricing",
     "RequestInfo",
     "Reservation",
+    "ResponseCache",
+    "Route",
 ]
 
 AttemptRole: TypeAlias = Literal["primary", "retry", "hedge", "fallback", "race"]
@@ -54,19 +62,22 @@ class Permit(Protocol):
 class Limiter(Protocol):
     """Per-provider rate limiter (requests, tokens, concurrency)."""
 
-    def acquire(self, tokens: int) -> AbstractAsyncContextManager[Permit]:
+    def acquire(self, tokens: int, *, model: str) -> AbstractAsyncContextManager[Permit]:
         """Wait (FIFO) for a request slot, ``tokens`` of token budget and a concurrency slot.
+
+        ``model`` lets a limiter keep separate buckets per model where the provider limits
+        per model.
 
         Cancelled while waiting: takes nothing. Leaving the context gives back the
         concurrency slot and unused tokens.
         """
         ...
 
-    def observe(self, info: RateLimitInfo) -> None:
+    def observe(self, info: RateLimitInfo, *, model: str) -> None:
         """Correct the limiter's state from the provider's rate-limit headers."""
         ...
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, *, model: str) -> None:
         """A 429 said to wait: hold every waiter for ``seconds``."""
         ...
 
@@ -91,6 +102,61 @@ class Budget(Protocol):
     ) -> AbstractAsyncContextManager[Reservation]:
         """Reserve the attempt's worst-case cost or raise ``BudgetExceeded``."""
         ...
+
+
+class Pricing(Protocol):
+    """Prices responses. ``None`` means the price is unknown."""
+
+    def cost(
+        self, *, provider: str, kind: str, model: str, usage: Usage, local: bool
+    ) -> float | None: ...
+
+
+class NoPricing:
+    """Knows no prices."""
+
+    def cost(
+        self, *, provider: str, kind: str, model: str, usage: Usage, local: bool
+    ) -> float | None:
+        return None
+
+
+CacheMode: TypeAlias = Literal["use", "bypass", "refresh"]
+
+#: The providers a logical request may be answered by: (provider name, kind, model) in
+#: strategy order. Part of the cache key, so a different route never shares an entry.
+Route: TypeAlias = "tuple[tuple[str, str, str], ...]"
+
+
+class ResponseCache(Protocol):
+    """The cache in front of the orchestrator (a hit touches no limiter, budget or provider)."""
+
+    async def complete(
+        self,
+        request: ChatRequest,
+        route: Route,
+        call: Callable[[], Awaitable[Response]],
+        *,
+        mode: CacheMode = "use",
+        ttl: float | None = None,
+    ) -> Response:
+        """Answer from the cache, join an identical in-flight call, or run ``call``."""
+        ...
+
+    def stream(
+        self,
+        request: ChatRequest,
+        route: Route,
+        open_stream: Callable[[], AbstractAsyncContextManager[AsyncIterator[Chunk]]],
+        *,
+        mode: CacheMode = "use",
+        ttl: float | None = None,
+    ) -> AbstractAsyncContextManager[AsyncIterator[Chunk]]:
+        """Replay a cached answer as chunks, or stream through ``open_stream`` and store a
+        cleanly finished stream."""
+        ...
+
+    def statistics(self) -> dict[str, Any]: ...
 
 
 @dataclass(slots=True)
@@ -164,13 +230,13 @@ _NO_PERMIT = _NoPermit()
 class NoLimiter:
     """A limiter that never waits."""
 
-    def acquire(self, tokens: int) -> _NoPermit:
+    def acquire(self, tokens: int, *, model: str) -> _NoPermit:
         return _NO_PERMIT
 
-    def observe(self, info: RateLimitInfo) -> None:
+    def observe(self, info: RateLimitInfo, *, model: str) -> None:
         pass
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, *, model: str) -> None:
         pass
 
     def statistics(self) -> dict[str, Any]:

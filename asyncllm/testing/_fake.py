@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -57,7 +57,7 @@ FakeScript: TypeAlias = "Callable[[ChatRequest, int], FakeReply | str | Exceptio
 
 
 class _FakeStream:
-    __slots__ = ("model", "rate_limits", "_it")
+    __slots__ = ("_it", "model", "rate_limits")
 
     def __init__(self, model: str, rate_limits: RateLimitInfo | None, it: AsyncIterator[Chunk]):
         self.model = model
@@ -156,7 +156,7 @@ class FakeProvider(BaseProvider):
                 done = True
                 raise _bind(reply.error, self.name, model)
 
-            async def chunks() -> AsyncIterator[Chunk]:
+            async def chunks() -> AsyncGenerator[Chunk, None]:
                 nonlocal done
                 parts: list[str] = []
                 for i, tok in enumerate(reply.tokens):
@@ -183,8 +183,11 @@ class FakeProvider(BaseProvider):
                     input_tokens=request.estimated_input_tokens(),
                     output_tokens=len(parts),
                 )
-                yield Chunk(usage=usage, finish_reason=reply.finish_reason,
-                            raw_finish_reason=reply.finish_reason)
+                yield Chunk(
+                    usage=usage,
+                    finish_reason=reply.finish_reason,
+                    raw_finish_reason=reply.finish_reason,
+                )
                 self.completed += 1
                 done = True
 

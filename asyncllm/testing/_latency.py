@@ -48,9 +48,11 @@ class Mixture:
     def sample(self, rng: random.Random) -> float:
         total = sum(w for w, _ in self.components)
         x = rng.random() * total
-        for w, s in self.components:
-            x -= w
+        s = self.components[-1][1]
+        for weight, seconds in self.components:
+            x -= weight
             if x < 0:
+                s = seconds
                 break
         if self.jitter:
             s *= 1.0 + rng.uniform(-self.jitter, self.jitter)
@@ -58,7 +60,9 @@ class Mixture:
 
 
 def heavy_tail(
-    base: float, *, slow: Sequence[tuple[float, float]] = ((0.10, 10.0), (0.01, 50.0)),
+    base: float,
+    *,
+    slow: Sequence[tuple[float, float]] = ((0.10, 10.0), (0.01, 50.0)),
     jitter: float = 0.1,
 ) -> Mixture:
     """``base`` seconds most of the time; ``slow`` lists (probability, multiplier).
