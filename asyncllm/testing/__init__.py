@@ -1,11 +1,24 @@
-"""Test helpers shipped with asyncllm: a scripted fake provider and latency distributions.
-
-The HTTP provider simulator lives here too (``asyncllm.testing.Simulator``).
+"""Test helpers shipped with asyncllm: a scripted fake provider, latency distributions, and
+an HTTP simulator of the OpenAI and Anthropic APIs (:class:`Simulator`).
 """
 
 from __future__ import annotations
 
 from ._fake import FakeProvider, FakeReply
 from ._latency import Constant, Latency, Mixture, heavy_tail
+from ._sim_faults import Fault
+from ._sim_stats import RecordedRequest, SimulatorStats
+from ._simulator import Simulator
 
-__all__ = ["Constant", "FakeProvider", "FakeReply", "Latency", "Mixture", "heavy_tail"]
+__all__ = [
+    "Constant",
+    "FakeProvider",
+    "FakeReply",
+    "Fault",
+    "Latency",
+    "Mixture",
+    "RecordedRequest",
+    "Simulator",
+    "SimulatorStats",
+    "heavy_tail",
+]
