@@ -26,6 +26,7 @@
     [providers.local]
     spec = "vllm:meta-llama/Llama-3.1-8B-Instruct"
     base_url = "http://localhost:8000/v1"
+    price = { input_per_mtok = 0.05, output_per_mtok = 0.10 }   # optional override
 
 Provider tables may carry any driver option (``base_url``, ``backend``...) except API keys,
 which come from the environment so that config files can be committed.
@@ -60,6 +61,7 @@ class RunConfig:
     concurrency: int = 32
     cache: dict[str, Any] | None = None
     budget: dict[str, Any] | None = None
+    prices: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
 
 
 def _table(data: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -97,6 +99,7 @@ def parse_config(data: Mapping[str, Any]) -> RunConfig:
         raise ConfigurationError(f"unknown keys in [client]: {sorted(bad)}")
     providers: list[Provider] = []
     limits: dict[str, Limiter] = {}
+    prices: dict[tuple[str, str], dict[str, float]] = {}
     for name, table in _table(data, "providers").items():
         if not isinstance(table, Mapping):
             raise ConfigurationError(f"[providers.{name}] must be a table")
@@ -111,7 +114,15 @@ def parse_config(data: Mapping[str, Any]) -> RunConfig:
         if not isinstance(spec, str):
             raise ConfigurationError(f"[providers.{name}] needs spec = 'kind:model'")
         limit_table = options.pop("limits", None)
-        providers.append(resolve(spec, name=name, **options))
+        price = options.pop("price", None)
+        provider = resolve(spec, name=name, **options)
+        providers.append(provider)
+        if price is not None:
+            if not isinstance(price, Mapping) or not provider.default_model:
+                raise ConfigurationError(
+                    f"[providers.{name}] price must be a table and the spec must name a model"
+                )
+            prices[(name, provider.default_model)] = dict(price)
         if limit_table is not None:
             if not isinstance(limit_table, Mapping):
                 raise ConfigurationError(f"[providers.{name}.limits] must be a table")
@@ -135,13 +146,19 @@ def parse_config(data: Mapping[str, Any]) -> RunConfig:
         concurrency=concurrency,
         cache=_table(data, "cache") if "cache" in data else None,
         budget=_table(data, "budget") if "budget" in data else None,
+        prices=prices,
     )
 
 
 def build_client(config: RunConfig, *, observers: list[Observer] | None = None) -> Client:
     """A :class:`Client` with everything the configuration asks for."""
     from ..cache import ResponseCache
-    from ..cost import MemoryBudget, Prices, SpendLimit
+    from ..cost import MemoryBudget, ModelPrice, Prices, SpendLimit
+
+    try:
+        overrides = {key: ModelPrice(**value) for key, value in config.prices.items()}
+    except TypeError as exc:
+        raise ConfigurationError(f"bad price table: {exc}") from exc
 
     cache = None
     if config.cache is not None:
@@ -172,6 +189,6 @@ def build_client(config: RunConfig, *, observers: list[Observer] | None = None) 
         limits=config.limits,
         cache=cache,
         budget=budget,
-        pricing=Prices(),
+        pricing=Prices(overrides),
         observers=observers or [],
     )

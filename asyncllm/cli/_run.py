@@ -55,6 +55,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--count", type=int, default=400, help="generated prompts (default 400)")
     p.add_argument("--concurrency", type=int, help="requests in flight (default from config)")
     p.add_argument("--quiet", action="store_true", help="do not stream the first answer")
+    p.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("debug", "info", "warning", "error"),
+        help="structured events shown on stderr (default: warning)",
+    )
     p.set_defaults(func=_main)
 
 
@@ -62,6 +68,7 @@ def _main(args: argparse.Namespace) -> int:
     if args.count < 1:
         print("asyncllm run: --count must be at least 1", file=sys.stderr)
         return 2
+    _configure_logging(args.log_level)
     try:
         return anyio.run(_run, args)
     except AsyncLLMError as exc:
@@ -69,6 +76,19 @@ def _main(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _configure_logging(level: str) -> None:
+    # The library never configures structlog; this command is an application, so it does,
+    # once, for its own process: events at `level` and above, rendered to stderr.
+    import logging
+
+    import structlog
+
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
 
 
 def _generated(count: int) -> Iterator[dict[str, Any]]:
@@ -183,6 +203,11 @@ async def _environment_config(stack: AsyncExitStack) -> tuple[RunConfig, str]:
             concurrency=64,
             cache={"ttl": 600},
             budget={"usd": 1.0},
+            # The simulated models are billed at gpt-4o-mini's list price.
+            prices={
+                (p.name, str(p.default_model)): {"input_per_mtok": 0.15, "output_per_mtok": 0.6}
+                for p in providers
+            },
         ),
         f"embedded simulator at {sim.base_url} (no API key set)",
     )
@@ -220,7 +245,7 @@ async def _run(args: argparse.Namespace) -> int:
             async with client.stream(messages, **params) as s:
                 async for chunk in s:
                     print(chunk.text, end="", flush=True)
-            print(file=sys.stderr)
+            print()
 
         out = _Writer(args.output) if args.output else None
         concurrency = args.concurrency or config.concurrency
