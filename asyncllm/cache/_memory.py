@@ -1,0 +1,83 @@
+"""An in-process aiocache backend bounded in entries (least recently used goes first).
+
+aiocache's ``SimpleMemoryCache`` is unbounded. This subclass keeps its storage and TTL
+semantics (a per-entry ``loop.call_later`` timer, so expiry follows the event loop's clock
+and ``looptime`` tests run instantly) and turns the dict into an LRU index: a read moves the
+entry to the end, a write past ``max_entries`` deletes from the front through aiocache's own
+delete, which also cancels the entry's timer.
+
+Values are stored as given (aiocache's ``NullSerializer``): the response cache keeps its own
+immutable-enough copies, so a hit costs no decoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import Any
+
+from aiocache import SimpleMemoryCache
+
+__all__ = ["MemoryBackend"]
+
+
+class MemoryBackend(SimpleMemoryCache):  # type: ignore[misc]
+    """aiocache's memory backend with an entry bound and LRU eviction.
+
+    Args:
+        max_entries: The most entries kept; the least recently read or written go first.
+        **kwargs: Passed to :class:`aiocache.SimpleMemoryCache` (``namespace``, ``ttl``...).
+            ``timeout`` defaults to ``None``: a dict lookup needs no ``asyncio.wait_for``
+            around it, and skipping it keeps a hit free of task switches.
+    """
+
+    NAME = "asyncllm-memory"
+
+    def __init__(self, max_entries: int = 10_000, **kwargs: Any) -> None:
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+            raise ValueError("max_entries must be a positive integer")
+        kwargs.setdefault("timeout", None)
+        super().__init__(**kwargs)
+        self.max_entries = max_entries
+        self._cache: OrderedDict[str, object] = OrderedDict()
+        self.evictions = 0
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    async def _get(self, key: str, encoding: str | None = "utf-8", _conn: Any = None) -> Any:
+        value = self._cache.get(key)
+        if value is not None:
+            self._cache.move_to_end(key)
+        return value
+
+    async def _set(
+        self,
+        key: str,
+        value: object,
+        ttl: float | None = None,
+        _cas_token: Any = None,
+        _conn: Any = None,
+    ) -> Any:
+        ok = await super()._set(key, value, ttl=ttl, _cas_token=_cas_token, _conn=_conn)
+        if ok is True:
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.max_entries:
+                oldest = next(iter(self._cache))
+                await self._delete(oldest)
+                self.evictions += 1
+        return ok
+
+    async def _clear(self, namespace: str | None = None, _conn: Any = None) -> bool:
+        if namespace:
+            result: bool = await super()._clear(namespace, _conn=_conn)
+            return result
+        # The base class drops its timers without cancelling them: a stale timer would
+        # later delete a new entry stored under the same key. It also resets the store to
+        # a plain dict, losing the LRU order.
+        handlers: dict[str, asyncio.TimerHandle] = self._handlers
+        for handle in handlers.values():
+            handle.cancel()
+        handlers.clear()
+        self._cache = OrderedDict()
+        return True
