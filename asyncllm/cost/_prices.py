@@ -1,0 +1,387 @@
+"""Prices: the USD cost of a response from its token usage.
+
+Prices come from `genai-prices <https://github.com/pydantic/genai-prices>`_'s *bundled* data
+(never fetched at runtime), plus a user override table for private deployments, fine-tunes
+and models the data lacks.
+
+Usage convention: ``Usage.input_tokens`` counts *every* prompt token, cache reads and cache
+writes included (OpenAI's and genai-prices' convention); ``cache_read_tokens`` and
+``cache_write_tokens`` are the parts of it billed at cache rates. A usage whose cache parts
+exceed ``input_tokens`` is read as Anthropic's raw convention (input excludes cache tokens)
+and the parts are added back, so a driver passing Anthropic's numbers through is still
+priced right.
+
+Hot path: genai-prices' own calculation costs ~100-200 µs (Decimal arithmetic, unit
+decomposition). Prices are linear in our four usage counts (with a constant per-request
+part), so each (provider, kind, model) is resolved once, its coefficients are measured by
+asking genai-prices for a few probe usages, and every later response costs a dict lookup and
+five multiplications. Tiered prices (a cliff above N input tokens, for example Anthropic's
+long-context rates) get one set of coefficients per tier. Entries are re-resolved after
+``ttl`` seconds because genai-prices prices can change on a date.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from .._exceptions import ConfigurationError
+from .._types import Usage
+
+if TYPE_CHECKING:
+    from .._hooks import Pricing
+    from .._types import ChatRequest
+
+__all__ = ["DEFAULT_MAX_TOKENS", "LOCAL_KINDS", "ModelPrice", "Prices", "worst_case"]
+
+#: Output tokens assumed for a worst case when the request sets no ``max_tokens``. A
+#: response longer than this still settles at its real cost, so budgets can overshoot by
+#: the difference: set ``max_tokens`` for a hard guarantee.
+DEFAULT_MAX_TOKENS = 4096
+
+#: Provider kinds that run on the user's own hardware: free unless priced by an override.
+LOCAL_KINDS = frozenset({"openai_compatible", "ollama", "vllm", "lmstudio"})
+
+_DEFAULT_PROVIDER_IDS: Mapping[str, str] = {"openai": "openai", "anthropic": "anthropic"}
+
+_log = structlog.get_logger("asyncllm.cost")
+
+
+@dataclass(slots=True, frozen=True)
+class ModelPrice:
+    """A model's price, in USD per million tokens.
+
+    Attributes:
+        input_per_mtok: Price of a million uncached prompt tokens.
+        output_per_mtok: Price of a million generated tokens.
+        cache_read_per_mtok: Price of a million prompt tokens read from the provider's
+            prompt cache; ``None`` bills them as ordinary input.
+        cache_write_per_mtok: Price of a million prompt tokens written to the prompt cache;
+            ``None`` bills them as ordinary input.
+        per_request: A flat price per request, in USD.
+    """
+
+    input_per_mtok: float
+    output_per_mtok: float
+    cache_read_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+    per_request: float = 0.0
+
+    def cost(self, usage: Usage) -> float:
+        """The USD cost of ``usage`` at this price."""
+        return _Linear.of(self).cost(usage)
+
+
+@dataclass(slots=True, frozen=True)
+class _Linear:
+    """Cost as ``base + Σ coefficient × tokens``, coefficients in USD per token."""
+
+    base: float
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+
+    @staticmethod
+    def of(price: ModelPrice) -> _Linear:
+        inp = price.input_per_mtok / 1e6
+        cr = price.cache_read_per_mtok
+        cw = price.cache_write_per_mtok
+        return _Linear(
+            base=price.per_request,
+            input=inp,
+            output=price.output_per_mtok / 1e6,
+            cache_read=inp if cr is None else cr / 1e6,
+            cache_write=inp if cw is None else cw / 1e6,
+        )
+
+    def cost(self, usage: Usage) -> float:
+        cr = usage.cache_read_tokens
+        cw = usage.cache_write_tokens
+        uncached = usage.input_tokens - cr - cw
+        if uncached < 0:
+            # Anthropic's raw convention: input_tokens excludes the cache parts.
+            uncached = usage.input_tokens
+        return (
+            self.base
+            + uncached * self.input
+            + usage.output_tokens * self.output
+            + cr * self.cache_read
+            + cw * self.cache_write
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class _Tiered:
+    """genai-prices' cliff tiers: all tokens pay the tier whose start the input exceeds."""
+
+    starts: tuple[int, ...]  # ascending; segment i+1 applies when input_tokens > starts[i]
+    segments: tuple[_Linear, ...]  # len(starts) + 1
+
+    def cost(self, usage: Usage) -> float:
+        total_input = usage.input_tokens
+        if usage.cache_read_tokens + usage.cache_write_tokens > total_input:
+            total_input += usage.cache_read_tokens + usage.cache_write_tokens
+        return self.segments[bisect.bisect_left(self.starts, total_input)].cost(usage)
+
+
+_Entry = _Linear | _Tiered | None
+
+
+@dataclass(slots=True)
+class _Cached:
+    entry: _Entry
+    expires: float
+
+
+class Prices:
+    """Prices responses from genai-prices' bundled data and user overrides.
+
+    Implements the :class:`~asyncllm._hooks.Pricing` protocol. Lookups are cached per
+    (provider, kind, model), so pricing a response costs a dict lookup and a few
+    multiplications. ``genai_prices`` is imported on first use (it takes ~0.4 s); call
+    :meth:`load` at start-up, or ``await anyio.to_thread.run_sync(prices.load)``, to keep
+    that off the first request.
+
+    Args:
+        overrides: Prices that win over genai-prices, keyed by ``(provider name or kind,
+            model)``; the model may be ``"*"`` for every model of that provider or kind,
+            for example ``{("vllm", "*"): ModelPrice(0.1, 0.1)}`` to charge for a
+            self-hosted GPU. A provider-name key wins over a kind key, an exact model over
+            ``"*"``.
+        provider_ids: Maps provider kinds to genai-prices provider ids (default:
+            ``openai`` and ``anthropic``). Add ``{"openai_compatible": "groq"}`` to price an
+            OpenAI-compatible endpoint hosted by a priced vendor.
+        ttl: Seconds a resolved price is reused before genai-prices is asked again (its
+            prices can change on a date).
+        use_updated_prices: Use genai-prices' process-wide snapshot, which is the bundled
+            data unless the application itself runs ``genai_prices.UpdatePrices``.
+            asyncllm never starts that updater, so by default prices are the bundled data
+            and nothing is fetched over the network.
+        clock: Monotonic clock for ``ttl`` (tests inject one).
+
+    Local providers (``local=True``, or a kind in :data:`LOCAL_KINDS`) cost ``0.0`` unless an
+    override prices them. An unknown model costs ``None`` and logs one warning per model.
+    """
+
+    def __init__(
+        self,
+        overrides: Mapping[tuple[str, str], ModelPrice] | None = None,
+        *,
+        provider_ids: Mapping[str, str] | None = None,
+        ttl: float = 3600.0,
+        use_updated_prices: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        for key, value in (overrides or {}).items():
+            if not isinstance(value, ModelPrice):
+                raise ConfigurationError(f"override {key!r} must be a ModelPrice, got {value!r}")
+        self._overrides = {k: _Linear.of(v) for k, v in (overrides or {}).items()}
+        self._provider_ids = {**_DEFAULT_PROVIDER_IDS, **(provider_ids or {})}
+        self._ttl = ttl
+        self._use_updated = use_updated_prices
+        self._clock = clock
+        self._cache: dict[tuple[str, str, str], _Cached] = {}
+        self._snapshot: Any = None
+        self._warned: set[tuple[str, str]] = set()
+        self._resolves = 0
+        self._priced = 0
+        self._unknown = 0
+
+    def load(self) -> None:
+        """Import genai-prices and its bundled data now (blocking, ~0.4 s once)."""
+        self._data_snapshot()
+
+    def cost(
+        self, *, provider: str, kind: str, model: str, usage: Usage, local: bool
+    ) -> float | None:
+        """The USD cost of ``usage`` on ``model``, or ``None`` when the price is unknown."""
+        key = (provider, kind, model)
+        cached = self._cache.get(key)
+        if cached is None or cached.expires <= self._clock():
+            cached = self._resolve(key, local)
+        entry = cached.entry
+        if entry is None:
+            self._unknown += 1
+            return None
+        self._priced += 1
+        return entry.cost(usage)
+
+    def worst_case(
+        self,
+        request: ChatRequest,
+        *,
+        kind: str,
+        model: str,
+        local: bool,
+        provider: str = "",
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
+    ) -> float | None:
+        """The most ``request`` can cost on ``model``: see :func:`worst_case`."""
+        return worst_case(
+            self,
+            request,
+            provider=provider,
+            kind=kind,
+            model=model,
+            local=local,
+            default_max_tokens=default_max_tokens,
+        )
+
+    def lookup(
+        self, *, kind: str, model: str, provider: str = "", local: bool = False
+    ) -> ModelPrice | None:
+        """The flat price used below the first tier, for inspection (``None``: unknown)."""
+        key = (provider, kind, model)
+        cached = self._cache.get(key)
+        if cached is None or cached.expires <= self._clock():
+            cached = self._resolve(key, local)
+        entry = cached.entry
+        if isinstance(entry, _Tiered):
+            entry = entry.segments[0]
+        if entry is None:
+            return None
+        return ModelPrice(
+            input_per_mtok=entry.input * 1e6,
+            output_per_mtok=entry.output * 1e6,
+            cache_read_per_mtok=entry.cache_read * 1e6,
+            cache_write_per_mtok=entry.cache_write * 1e6,
+            per_request=entry.base,
+        )
+
+    def statistics(self) -> dict[str, Any]:
+        """Resolutions (cache misses), responses priced, responses of unknown price."""
+        return {
+            "cached_models": len(self._cache),
+            "resolves": self._resolves,
+            "priced": self._priced,
+            "unknown": self._unknown,
+            "unknown_models": sorted(f"{k}:{m}" for k, m in self._warned),
+        }
+
+    # -- resolution (cold path) ------------------------------------------------------------
+
+    def _resolve(self, key: tuple[str, str, str], local: bool) -> _Cached:
+        provider, kind, model = key
+        self._resolves += 1
+        entry: _Entry = self._override(provider, kind, model)
+        if entry is None:
+            gp_id = self._provider_ids.get(kind)
+            if gp_id is not None and not local:
+                entry = self._from_genai_prices(gp_id, model)
+                if entry is None and (kind, model) not in self._warned:
+                    self._warned.add((kind, model))
+                    _log.warning("cost.unknown_model", kind=kind, model=model, provider=provider)
+            elif local or kind in LOCAL_KINDS:
+                entry = _Linear(0.0, 0.0, 0.0, 0.0, 0.0)
+            elif (kind, model) not in self._warned:
+                self._warned.add((kind, model))
+                _log.warning("cost.unknown_provider", kind=kind, model=model, provider=provider)
+        cached = _Cached(entry, self._clock() + self._ttl)
+        self._cache[key] = cached
+        return cached
+
+    def _override(self, provider: str, kind: str, model: str) -> _Linear | None:
+        o = self._overrides
+        if not o:
+            return None
+        for k in ((provider, model), (kind, model), (provider, "*"), (kind, "*")):
+            if k in o:
+                return o[k]
+        return None
+
+    def _data_snapshot(self) -> Any:
+        from genai_prices import data_snapshot
+
+        if self._use_updated:
+            return data_snapshot.get_snapshot()
+        if self._snapshot is None:
+            # Our own snapshot of the bundled data: a process-wide custom snapshot installed
+            # by genai_prices.UpdatePrices (network) never leaks in unless asked for.
+            from genai_prices.data import providers
+
+            self._snapshot = data_snapshot.DataSnapshot(providers=providers, from_auto_update=False)
+        return self._snapshot
+
+    def _from_genai_prices(self, provider_id: str, model: str) -> _Entry:
+        try:
+            _, info = self._data_snapshot().find_provider_model(model, None, provider_id, None)
+        except LookupError:
+            return None
+        try:
+            return _measure(info.get_prices(datetime.now(tz=UTC)))
+        except Exception:  # an unusual price model: give up on it, never crash a request
+            _log.warning("cost.unpriceable_model", provider_id=provider_id, model=model)
+            return None
+
+
+def _measure(model_price: Any) -> _Linear | _Tiered:
+    """Turn a genai-prices ``ModelPrice`` into coefficients by pricing probe usages."""
+    from genai_prices.types import TieredPrices
+
+    tiered = {k: v for k, v in vars(model_price).items() if isinstance(v, TieredPrices)}
+    if not tiered:
+        return _probe(model_price)
+    starts = sorted({t.start for v in tiered.values() for t in v.tiers})
+    segments = []
+    for i in range(len(starts) + 1):
+        # A representative input count inside segment i (segment i+1 starts above starts[i]).
+        at = 0 if i == 0 else starts[i - 1] + 1
+        flat = copy.copy(model_price)
+        for k, v in tiered.items():
+            price = v.base
+            for tier in v.tiers:
+                if at > tier.start:
+                    price = tier.price
+            setattr(flat, k, price)
+        segments.append(_probe(flat))
+    return _Tiered(tuple(starts), tuple(segments))
+
+
+def _probe(flat_price: Any) -> _Linear:
+    from genai_prices.types import Usage as GUsage
+
+    m = 1_000_000
+
+    def price(**usage: int) -> float:
+        return float(flat_price.calc_price(GUsage(**usage))["total_price"])
+
+    base = price()
+    return _Linear(
+        base=base,
+        input=(price(input_tokens=m) - base) / m,
+        output=(price(output_tokens=m) - base) / m,
+        cache_read=(price(input_tokens=m, cache_read_tokens=m) - base) / m,
+        cache_write=(price(input_tokens=m, cache_write_tokens=m) - base) / m,
+    )
+
+
+def worst_case(
+    pricing: Pricing,
+    request: ChatRequest,
+    *,
+    kind: str,
+    model: str,
+    local: bool,
+    provider: str = "",
+    default_max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> float | None:
+    """The most ``request`` can cost: its estimated input plus its output cap, uncached.
+
+    Input is ``request.estimated_input_tokens()`` (a conservative estimate); output is
+    ``request.max_tokens``, or ``default_max_tokens`` when the request sets none. Works
+    with any :class:`~asyncllm._hooks.Pricing`.
+
+    Returns:
+        The cost in USD, or ``None`` when ``pricing`` does not know the model.
+    """
+    out = request.max_tokens if request.max_tokens is not None else default_max_tokens
+    usage = Usage(input_tokens=request.estimated_input_tokens(), output_tokens=out)
+    return pricing.cost(provider=provider, kind=kind, model=model, usage=usage, local=local)

@@ -1,0 +1,284 @@
+"""A budget shared by every process that points at the same Redis: :class:`RedisBudget`.
+
+Reserving is one Lua script that checks every bucket the attempt counts against and adds
+the reservation to all of them, or to none: processes together can never overcommit a
+bucket. Settling is a second script, run in ``__aexit__`` shielded from cancellation.
+Keys expire after their period (plus the lease); a rolling window keeps a sorted set of
+settled costs, evicted as they age out.
+
+Each reservation is also a *lease* (``lease`` seconds): if the process holding it dies
+before settling, the next script to touch the bucket after the lease ran out turns it into
+spent money at its worst case (the attempt may well have been billed). An attempt that runs
+longer than its lease is treated the same way, so keep ``lease`` above your longest
+request.
+
+Clocks: calendar periods and leases use the client's wall clock; keep hosts NTP-synced.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import structlog
+
+from .._exceptions import BudgetExceeded, ConfigurationError
+from ._budget import BudgetBase
+from ._limit import NANO, AlertKind, BudgetAlert, SpendLimit, period_bounds, to_nano
+from ._redis_lua import PEEK, RESERVE, SETTLE
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from .._types import ChatRequest
+
+__all__ = ["BudgetUnavailable", "RedisBudget"]
+
+_log = structlog.get_logger("asyncllm.budget")
+
+
+class BudgetUnavailable(BudgetExceeded):
+    """The shared budget's store could not be reached, so nothing could be reserved."""
+
+    def __init__(self, budget: str, requested_usd: float, cause: BaseException) -> None:
+        super().__init__(budget, requested_usd, 0.0)
+        self.args = (f"budget {budget!r} is unavailable ({type(cause).__name__}); refused",)
+
+
+class _Target:
+    __slots__ = ("key", "keys", "limit", "period_start", "ttl", "window")
+
+    def __init__(self, limit: SpendLimit, key: str, keys: list[str], start: float, ttl: int):
+        self.limit = limit
+        self.key = key
+        self.keys = keys
+        self.period_start = start
+        self.ttl = ttl
+        self.window = limit.rolling or 0.0
+
+
+class _RedisReservation:
+    """The context manager :meth:`RedisBudget.reserve` returns."""
+
+    __slots__ = ("_amount", "_args", "_budget", "_cost", "_id", "_settled", "_targets")
+
+    def __init__(self, budget: RedisBudget, args: tuple[ChatRequest, str, str, str, bool]):
+        self._budget = budget
+        self._args = args
+        self._targets: list[_Target] = []
+        self._amount = 0
+        self._id = ""
+        self._cost: float | None = None
+        self._settled = False
+
+    @property
+    def amount_usd(self) -> float:
+        """The worst-case cost reserved, USD."""
+        return self._amount / NANO
+
+    def settle(self, cost_usd: float | None) -> None:
+        """Record the real cost (``None``: unknown, keep the worst case)."""
+        self._cost = cost_usd
+        self._settled = cost_usd is not None
+
+    async def __aenter__(self) -> _RedisReservation:
+        await self._budget._take(self)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if not self._targets:
+            return
+        with anyio.CancelScope(shield=True):
+            await self._budget._give_back(self)
+
+
+class RedisBudget(BudgetBase):
+    """A budget shared between processes through Redis (needs the ``redis`` extra).
+
+    Args:
+        redis: A ``redis.asyncio.Redis`` client, or a URL (``redis://host:6379/0``) for a
+            client this budget owns (closed by :meth:`aclose`).
+        *limits: :class:`SpendLimit` specs or plain USD-per-day numbers.
+        prefix: Key prefix; budgets with the same prefix and name share state.
+        lease: Seconds a reservation lives unsettled before it counts as spent.
+        max_connections: Most Redis calls this budget has in flight at once; more wait
+            their turn (redis-py's pool raises instead of waiting once it is full). Also the
+            pool size of a client created from a URL.
+        fail_open: When Redis cannot be reached: ``False`` (default) refuses with
+            :class:`BudgetUnavailable`; ``True`` lets the request through unbudgeted
+            (logged).
+        **kwargs: As :class:`~asyncllm.cost.MemoryBudget` (``pricing``, ``name``,
+            ``thresholds``, ``on_alert``, ``default_max_tokens``, ``unknown_price``,
+            ``clock``).
+    """
+
+    def __init__(
+        self,
+        redis: Redis | str,
+        *limits: SpendLimit | float,
+        prefix: str = "asyncllm:budget",
+        lease: float = 900.0,
+        fail_open: bool = False,
+        max_connections: int = 50,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*limits, **kwargs)
+        if not lease > 0:
+            raise ConfigurationError(f"lease must be > 0, got {lease!r}")
+        if isinstance(redis, str):
+            from redis.asyncio import Redis as _Redis
+
+            self._redis: Redis = _Redis.from_url(redis, max_connections=max_connections)
+            self._owns = True
+        else:
+            self._redis = redis
+            self._owns = False
+        self._prefix = prefix
+        self._lease = lease
+        self._fail_open = fail_open
+        self._gate = anyio.Semaphore(max_connections)
+        self._reserve = self._redis.register_script(RESERVE)
+        self._settle = self._redis.register_script(SETTLE)
+        self._peek = self._redis.register_script(PEEK)
+        self._seen: dict[str, tuple[SpendLimit, dict[str, Any]]] = {}
+        self._local = {"reservations": 0, "refusals": 0, "errors": 0, "settled": 0}
+
+    async def aclose(self) -> None:
+        """Close the Redis client if this budget created it."""
+        if self._owns:
+            await self._redis.aclose()
+
+    def reserve(
+        self, request: ChatRequest, *, provider: str, kind: str, model: str, local: bool
+    ) -> _RedisReservation:
+        """Reserve the attempt's worst-case cost, or raise ``BudgetExceeded`` on entry."""
+        return _RedisReservation(self, (request, provider, kind, model, local))
+
+    def _target(self, limit: SpendLimit, key: str, now: float) -> _Target:
+        pid, start, end = period_bounds(limit.period, now)
+        base = f"{self._prefix}:{{{self.name}}}:{key}:{pid}"
+        if limit.rolling is not None:
+            ttl = limit.rolling + self._lease + 60
+        else:
+            ttl = end - now + self._lease + 60
+        return _Target(limit, key, [base, base + ":w", base + ":l"], start, math.ceil(ttl))
+
+    def _args(self, targets: list[_Target]) -> list[Any]:
+        out: list[Any] = []
+        for t in targets:
+            out += [round(t.limit.usd * NANO), repr(t.window), t.ttl]
+        return out
+
+    async def _take(self, r: _RedisReservation) -> None:
+        request, provider, kind, model, local = r._args
+        pairs = self._targets(request, provider, kind)
+        if not pairs:
+            return
+        amount = self._worst_nano(request, provider, kind, model, local)
+        if amount == 0:
+            return  # free (local model or unknown price allowed): nothing to check
+        now = self._clock()
+        targets = [self._target(lim, key, now) for lim, key in pairs]
+        rid = uuid.uuid4().hex
+        keys = [k for t in targets for k in t.keys]
+        args = [repr(now), amount, rid, repr(now + self._lease), len(targets), *self._args(targets)]
+        try:
+            async with self._gate:
+                reply = await self._reserve(keys=keys, args=args)
+        except Exception as exc:
+            self._local["errors"] += 1
+            _log.error("budget.unavailable", budget=self.name, error=type(exc).__name__)
+            if self._fail_open:
+                return
+            raise BudgetUnavailable(self.name, amount / NANO, exc) from exc
+        if reply[0] != 1:
+            i = int(reply[1]) - 1
+            t = targets[i]
+            self._remember(t, reply[2])
+            self._local["refusals"] += 1
+            if int(reply[3]) == 1:
+                self._alert(self._make_alert(t, "refused", None, int(reply[2][0])))
+            spent, reserved = int(reply[2][0]), int(reply[2][1])
+            remaining = max(0, round(t.limit.usd * NANO) - spent - reserved) / NANO
+            raise BudgetExceeded(f"{self.name}:{t.key}", amount / NANO, remaining)
+        for t, s in zip(targets, reply[2:], strict=True):
+            self._remember(t, s)
+        self._local["reservations"] += 1
+        r._targets, r._amount, r._id = targets, amount, rid
+
+    async def _give_back(self, r: _RedisReservation) -> None:
+        targets, r._targets = r._targets, []
+        cost = to_nano(r._cost) if r._settled and r._cost is not None else r._amount
+        now = self._clock()
+        keys = [k for t in targets for k in t.keys]
+        thresholds = [repr(t) for t in self._thresholds]
+        args = [repr(now), max(0, cost), r._id, len(targets), *self._args(targets)]
+        args += [len(thresholds), *thresholds]
+        try:
+            async with self._gate:
+                reply = await self._settle(keys=keys, args=args)
+        except Exception as exc:
+            # The lease turns the reservation into spent money at its worst case later.
+            self._local["errors"] += 1
+            _log.error("budget.settle_failed", budget=self.name, error=type(exc).__name__)
+            return
+        self._local["settled"] += 1
+        for t, s in zip(targets, reply, strict=True):
+            self._remember(t, s)
+            fired = s[3].decode() if isinstance(s[3], bytes) else str(s[3])
+            for th in fired.split(",") if fired else ():
+                self._alert(self._make_alert(t, "threshold", float(th), int(s[0])))
+
+    def _remember(self, t: _Target, s: list[Any]) -> None:
+        self._seen[t.key] = (
+            t.limit,
+            {
+                "limit": t.limit.name,
+                "period_start": t.period_start,
+                "limit_usd": t.limit.usd,
+                "spent_usd": int(s[0]) / NANO,
+                "reserved_usd": int(s[1]) / NANO,
+                "remaining_usd": max(0, round(t.limit.usd * NANO) - int(s[0]) - int(s[1])) / NANO,
+                "refusals": int(s[2]),
+            },
+        )
+
+    def _make_alert(
+        self, t: _Target, kind: AlertKind, threshold: float | None, spent_nano: int
+    ) -> BudgetAlert:
+        return BudgetAlert(
+            kind=kind,
+            budget=self.name,
+            limit=str(t.limit.name),
+            bucket=t.key,
+            threshold=threshold,
+            spent_usd=spent_nano / NANO,
+            limit_usd=t.limit.usd,
+            period_start=t.period_start,
+        )
+
+    def statistics(self) -> dict[str, Any]:
+        """This process's counters and the last bucket states Redis reported to it.
+
+        Use :meth:`fetch_statistics` for the current, shared state.
+        """
+        return {
+            "name": self.name,
+            **self._local,
+            "buckets": {k: dict(v[1]) for k, v in self._seen.items()},
+        }
+
+    async def fetch_statistics(self) -> dict[str, Any]:
+        """Read the current shared state of every bucket this process has used (and of
+        every limit without ``per_tag``) from Redis."""
+        now = self._clock()
+        wanted = {str(lim.name): lim for lim in self.limits if lim.per_tag is None}
+        wanted.update({k: v[0] for k, v in self._seen.items()})
+        for key, lim in wanted.items():
+            t = self._target(lim, key, now)
+            async with self._gate:
+                s = await self._peek(keys=t.keys, args=[repr(now), repr(t.window)])
+            self._remember(t, s)
+        return self.statistics()
