@@ -1,0 +1,55 @@
+"""Small rules shared by the in-process and the Redis limiter."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from .._exceptions import InvalidRequestError
+from .._types import ChatRequest, Usage
+
+__all__ = ["Clock", "check_tokens", "default_now", "reservation_tokens", "usage_tokens"]
+
+Clock = Callable[[], float]
+
+
+def default_now() -> float:
+    """The running loop's clock (so ``looptime`` drives it in tests), else monotonic time."""
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
+
+
+def usage_tokens(usage: Usage) -> int:
+    """Tokens a response counts against a tokens-per-period limit.
+
+    Input plus output plus cache writes. Providers differ on whether ``input_tokens``
+    already contains cache writes (OpenAI reports none; Anthropic counts them separately and
+    against its input limit); counting them on top may over-count, which costs a little
+    throughput, where under-counting would cost 429s.
+    """
+    return usage.input_tokens + usage.output_tokens + usage.cache_write_tokens
+
+
+def reservation_tokens(request: ChatRequest, *, default_output_tokens: int = 1024) -> int:
+    """The tokens to reserve for ``request`` before the call.
+
+    The input estimate (deliberately on the high side) plus the most output the request can
+    produce: ``max_tokens``, or ``default_output_tokens`` when it does not set one. The
+    surplus goes back when the permit settles with the real usage.
+    """
+    out = request.max_tokens if request.max_tokens is not None else default_output_tokens
+    return request.estimated_input_tokens() + out
+
+
+def check_tokens(tokens: int) -> int:
+    """Validate a reservation size.
+
+    Raises:
+        InvalidRequestError: when ``tokens`` is not a non-negative integer.
+    """
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+        raise InvalidRequestError(f"a token reservation must be an integer >= 0, got {tokens!r}")
+    return tokens
