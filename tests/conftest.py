@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop looptime from leaking an event loop from sync tests.
+
+    looptime's ``pytest_pyfunc_call`` asks pytest-asyncio's (autouse, session-wide) policy
+    for its loop even in sync tests; before the first async test has run, that *creates* a
+    loop nobody closes, and its ResourceWarning later fails whichever test the garbage
+    collector happens to run in (``filterwarnings = error``). Declaring "no current loop"
+    makes ``get_event_loop()`` raise instead, which looptime handles.
+    """
+    asyncio.set_event_loop(None)
+
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

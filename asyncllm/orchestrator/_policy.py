@@ -1,0 +1,230 @@
+"""Strategy and policy values: what the orchestrator does, as small frozen dataclasses.
+
+A client is configured once with a strategy (``Fallback()``, ``Race(n=2)``, ``Hedge(...)``), a
+:class:`RetryPolicy` and a :class:`BreakerPolicy`; a call may override the strategy. Every
+value here is immutable and validated on construction, so a bad setting fails at
+``Client(...)``, not in the middle of a request.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal, TypeAlias
+
+from .._exceptions import ConfigurationError
+
+__all__ = [
+    "BreakerPolicy",
+    "Fallback",
+    "Hedge",
+    "Race",
+    "RetryPolicy",
+    "Strategy",
+    "StrategyLike",
+    "coerce_strategy",
+]
+
+
+@dataclass(slots=True, frozen=True)
+class Fallback:
+    """Try providers one at a time in priority order.
+
+    The next provider is tried only after an error that says another provider could
+    succeed (rate limited, overloaded, server error, timeout, connection, circuit open).
+    Bad requests and authentication failures fail at once.
+    """
+
+    name: ClassVar[str] = "fallback"
+
+
+@dataclass(slots=True, frozen=True)
+class Race:
+    """Start on several providers at once; the first success wins, the rest are cancelled.
+
+    Attributes:
+        n: How many providers to race (the first ``n`` in priority order); ``None`` races
+            them all. Providers beyond ``n`` are fallbacks for failed racers.
+    """
+
+    n: int | None = None
+    name: ClassVar[str] = "race"
+
+    def __post_init__(self) -> None:
+        if self.n is not None and self.n < 1:
+            raise ConfigurationError("Race(n=...) must be at least 1")
+
+
+@dataclass(slots=True, frozen=True)
+class Hedge:
+    """Hedged requests ("The Tail at Scale", Dean & Barroso 2013).
+
+    Start on the first provider; when no answer (for streams: no first token) has come
+    after ``delay``, start a backup on the next provider (the same one again when there is
+    only one). The first success wins and the others are cancelled.
+
+    Attributes:
+        delay: Seconds, or ``"adaptive"``: the ``quantile`` of the latency recently observed
+            for the primary's provider and model (total latency, or time to first token for
+            streams), estimated over a rolling window that accounts for the attempts
+            hedging cut short (Kaplan-Meier over censored samples).
+        quantile: Quantile used by the adaptive delay (0.95 hedges the slowest 5%).
+        max_attempts: Most legs started by the hedge (primary included).
+        budget: Backups allowed as a fraction of primary requests (token bucket).
+        burst: Backups the budget lets through in a burst (the bucket's capacity).
+        initial_delay: Adaptive delay used until ``min_samples`` latencies are known.
+        min_samples: Latency samples needed before the adaptive delay is trusted (a p95
+            of fewer than ~50 samples is mostly noise).
+        min_delay: Floor of the adaptive delay, so a very fast provider is not hedged on
+            noise.
+    """
+
+    delay: float | Literal["adaptive"] = "adaptive"
+    quantile: float = 0.95
+    max_attempts: int = 2
+    budget: float = 0.05
+    burst: float = 10.0
+    initial_delay: float = 1.0
+    min_samples: int = 50
+    min_delay: float = 0.0
+    name: ClassVar[str] = "hedge"
+
+    def __post_init__(self) -> None:
+        if self.delay != "adaptive" and (
+            isinstance(self.delay, bool)
+            or not isinstance(self.delay, (int, float))
+            or self.delay < 0
+        ):
+            raise ConfigurationError("Hedge(delay=...) must be seconds >= 0 or 'adaptive'")
+        if not 0.0 < self.quantile < 1.0:
+            raise ConfigurationError("Hedge(quantile=...) must be between 0 and 1")
+        if self.max_attempts < 1:
+            raise ConfigurationError("Hedge(max_attempts=...) must be at least 1")
+        if self.budget < 0 or self.burst < 0:
+            raise ConfigurationError("Hedge budget and burst must be >= 0")
+        if self.initial_delay < 0 or self.min_delay < 0 or self.min_samples < 1:
+            raise ConfigurationError("Hedge delays must be >= 0 and min_samples >= 1")
+
+    @property
+    def adaptive(self) -> bool:
+        """True when the delay follows observed latency."""
+        return self.delay == "adaptive"
+
+
+Strategy: TypeAlias = Fallback | Race | Hedge
+StrategyLike: TypeAlias = "Strategy | Literal['fallback', 'race', 'hedge']"
+
+_BY_NAME: dict[str, Strategy] = {"fallback": Fallback(), "race": Race(), "hedge": Hedge()}
+
+
+def coerce_strategy(value: object) -> Strategy:
+    """A strategy object from a strategy or its name.
+
+    Raises:
+        ConfigurationError: for anything else.
+    """
+    if isinstance(value, (Fallback, Race, Hedge)):
+        return value
+    if isinstance(value, str) and value in _BY_NAME:
+        return _BY_NAME[value]
+    raise ConfigurationError(
+        f"strategy must be 'fallback', 'race', 'hedge' or a Fallback/Race/Hedge object, "
+        f"got {value!r}"
+    )
+
+
+@dataclass(slots=True, frozen=True)
+class RetryPolicy:
+    """Retries, owned by the orchestrator (the SDKs run with ``max_retries=0``).
+
+    One attempt counter per logical request bounds everything: a request makes at most
+    ``max_attempts`` attempts (default: one per provider plus ``max_retries``), whatever
+    mix of primaries, fallbacks, race legs, hedges and retries that is. Moving to a provider
+    not yet tried does not wait; trying a provider again is a *retry*: it waits an
+    exponential backoff with full jitter (or the server's Retry-After when longer and it
+    fits the deadline) and spends a token of the client's retry budget.
+
+    Attributes:
+        max_retries: Attempts allowed beyond one per provider.
+        max_attempts: Explicit total cap (overrides ``providers + max_retries``).
+        base_delay: Backoff of the first retry (before jitter), seconds.
+        multiplier: Growth of the backoff per retry of the same provider.
+        max_delay: Cap of the backoff, seconds.
+        max_retry_after: A Retry-After longer than this is not waited for.
+        budget_ratio: Retry tokens earned per logical request (0.1: retries stay under
+            about 10% of requests when everything fails, as the SRE book advises).
+        budget_per_second: Retry tokens earned per second whatever the traffic (a floor,
+            so a quiet client can still retry).
+        budget_burst: Capacity of the retry budget.
+        rng: Random source of the jitter (inject a seeded ``random.Random`` in tests).
+    """
+
+    max_retries: int = 2
+    max_attempts: int | None = None
+    base_delay: float = 0.25
+    multiplier: float = 2.0
+    max_delay: float = 8.0
+    max_retry_after: float = 60.0
+    budget_ratio: float = 0.1
+    budget_per_second: float = 1.0
+    budget_burst: float = 10.0
+    rng: random.Random | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ConfigurationError("RetryPolicy(max_retries=...) must be >= 0")
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ConfigurationError("RetryPolicy(max_attempts=...) must be at least 1")
+        if min(self.base_delay, self.max_delay, self.max_retry_after) < 0:
+            raise ConfigurationError("RetryPolicy delays must be >= 0")
+        if self.multiplier < 1:
+            raise ConfigurationError("RetryPolicy(multiplier=...) must be >= 1")
+        if min(self.budget_ratio, self.budget_per_second, self.budget_burst) < 0:
+            raise ConfigurationError("RetryPolicy budget settings must be >= 0")
+
+    def backoff(self, retry: int, rng: random.Random) -> float:
+        """Seconds to wait before the ``retry``-th retry (1-based) of one provider.
+
+        Full jitter (AWS architecture blog, "Exponential Backoff and Jitter"): uniform in
+        ``[0, min(max_delay, base_delay * multiplier ** (retry - 1))]``, which spreads
+        synchronized clients best.
+        """
+        ceiling = min(self.max_delay, self.base_delay * self.multiplier ** max(0, retry - 1))
+        return rng.uniform(0.0, ceiling)
+
+
+@dataclass(slots=True, frozen=True)
+class BreakerPolicy:
+    """Per-provider circuit breaker settings.
+
+    The breaker opens when, over the last ``window`` seconds, at least ``min_volume``
+    attempts were seen and the share of failures reached ``failure_rate``. After
+    ``cooldown`` seconds it lets ``half_open_probes`` attempts through; a successful probe
+    closes it, a failed one opens it again. Rate limiting (429), bad requests and
+    authentication errors never count as failures: 429s go to the rate limiter.
+
+    Attributes:
+        failure_rate: Failure share that opens the breaker.
+        min_volume: Attempts needed in the window before the rate is judged.
+        window: Seconds of history.
+        buckets: Resolution of the window (it slides bucket by bucket).
+        cooldown: Seconds open before probing.
+        half_open_probes: Probes allowed at once while half-open.
+    """
+
+    failure_rate: float = 0.5
+    min_volume: int = 20
+    window: float = 30.0
+    buckets: int = 10
+    cooldown: float = 15.0
+    half_open_probes: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.failure_rate <= 1.0:
+            raise ConfigurationError("BreakerPolicy(failure_rate=...) must be in (0, 1]")
+        if self.min_volume < 1 or self.buckets < 1 or self.half_open_probes < 1:
+            raise ConfigurationError(
+                "BreakerPolicy min_volume, buckets, half_open_probes must be >= 1"
+            )
+        if self.window <= 0 or self.cooldown < 0:
+            raise ConfigurationError("BreakerPolicy window must be > 0 and cooldown >= 0")

@@ -1,0 +1,361 @@
+"""The orchestrator's state: per client (:class:`Runtime`), per provider
+(:class:`ProviderSlot`) and per logical request (:class:`Call`).
+
+Everything that can be decided once is decided when the client is built (slots, the
+composite observer, default models), so a request only allocates its :class:`Call`.
+The :class:`Call` holds the one attempt counter that bounds retries, hedges and fallbacks
+together, and plans the next attempt after a failure.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from asyncio import get_running_loop as _get_running_loop
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._exceptions import AllProvidersFailed, ConfigurationError
+from .._hooks import AttemptRole, Budget, Limiter, NoLimiter, Observer, Pricing
+from ._breaker import CircuitBreaker
+from ._budget_tokens import TokenBucket
+from ._context import new_request_id
+from ._latency import LatencyWindow
+from ._retry import retry_after_of
+
+if TYPE_CHECKING:
+    from .._types import ChatRequest
+    from ..providers import Provider
+    from ._policy import BreakerPolicy, Hedge, RetryPolicy
+
+__all__ = [
+    "DEFAULT_OUTPUT_TOKENS",
+    "Call",
+    "Leg",
+    "Plan",
+    "ProviderSlot",
+    "Runtime",
+    "loop_time",
+]
+
+#: Output tokens assumed for limiter reservations when a request sets no ``max_tokens``.
+DEFAULT_OUTPUT_TOKENS = 1024
+
+Plan = tuple[int, AttemptRole, float]
+
+
+def loop_time() -> float:
+    """The running event loop's clock: what cancel-scope deadlines are measured in.
+
+    (``anyio.current_time()`` reads the same clock through a backend lookup that costs
+    more than the rest of a hedge timer; asyncllm runs on asyncio.)
+    """
+    return _get_running_loop().time()
+
+
+class ProviderSlot:
+    """One provider of a client with its limiter, breaker and latency windows."""
+
+    __slots__ = (
+        "_windows",
+        "breaker",
+        "default_model",
+        "index",
+        "kind",
+        "limiter",
+        "local",
+        "name",
+        "provider",
+        "window_size",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        provider: Provider,
+        *,
+        limiter: Limiter | None,
+        breaker: CircuitBreaker | None,
+        window_size: int = 512,
+    ) -> None:
+        self.index = index
+        self.provider = provider
+        self.name = provider.name
+        self.kind = provider.kind
+        self.local = provider.local
+        self.default_model = provider.default_model
+        self.limiter: Limiter = limiter if limiter is not None else NoLimiter()
+        self.breaker = breaker
+        self.window_size = window_size
+        self._windows: dict[tuple[str, bool], LatencyWindow] = {}
+
+    def window(self, model: str, stream: bool) -> LatencyWindow:
+        """Latencies of ``model`` here: totals (``stream=False``) or time to first token."""
+        key = (model, stream)
+        w = self._windows.get(key)
+        if w is None:
+            w = self._windows[key] = LatencyWindow(self.window_size)
+        return w
+
+    def statistics(self) -> dict[str, Any]:
+        """Breaker, latency quantiles per model, limiter and driver counters."""
+        latency = {
+            f"{model}:{'ttft' if stream else 'total'}": w.statistics()
+            for (model, stream), w in self._windows.items()
+        }
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "breaker": self.breaker.statistics() if self.breaker else None,
+            "latency": latency,
+            "limiter": self.limiter.statistics(),
+        }
+        stats = getattr(self.provider, "statistics", None)
+        if callable(stats):
+            out["driver"] = stats()
+        return out
+
+
+class Runtime:
+    """What every logical request of one client shares."""
+
+    __slots__ = (
+        "attempt_timeout",
+        "budget",
+        "clock",
+        "counters",
+        "default_models",
+        "first_token_timeout",
+        "hedge_buckets",
+        "observer",
+        "pricing",
+        "retry",
+        "retry_bucket",
+        "rng",
+        "slots",
+    )
+
+    def __init__(
+        self,
+        slots: Sequence[ProviderSlot],
+        *,
+        observer: Observer,
+        budget: Budget,
+        pricing: Pricing,
+        retry: RetryPolicy,
+        clock: Callable[[], float],
+        attempt_timeout: float | None,
+        first_token_timeout: float | None,
+    ) -> None:
+        self.slots = tuple(slots)
+        self.observer = observer
+        self.budget = budget
+        self.pricing = pricing
+        self.retry = retry
+        self.clock = clock
+        self.rng = retry.rng if retry.rng is not None else random.Random()
+        self.retry_bucket = TokenBucket(
+            ratio=retry.budget_ratio,
+            capacity=retry.budget_burst,
+            per_second=retry.budget_per_second,
+            clock=clock,
+        )
+        self.attempt_timeout = attempt_timeout
+        self.first_token_timeout = first_token_timeout
+        self.default_models = tuple(s.default_model for s in self.slots)
+        self.hedge_buckets: dict[tuple[float, float], TokenBucket] = {}
+        self.counters: dict[str, int] = dict.fromkeys(
+            ("requests", "attempts", "primary", "retry", "hedge", "fallback", "race", "lost"), 0
+        )
+
+    def hedge_bucket(self, hedge: Hedge) -> TokenBucket:
+        """The hedge budget for these settings (shared by every call that uses them)."""
+        key = (hedge.budget, hedge.burst)
+        bucket = self.hedge_buckets.get(key)
+        if bucket is None:
+            bucket = self.hedge_buckets[key] = TokenBucket(
+                ratio=hedge.budget, capacity=hedge.burst, clock=self.clock
+            )
+        return bucket
+
+
+def breaker_for(
+    name: str, policy: BreakerPolicy | None, clock: Callable[[], float]
+) -> CircuitBreaker | None:
+    """A breaker for ``name``, or ``None`` when breakers are off."""
+    return None if policy is None else CircuitBreaker(name, policy, clock)
+
+
+class Leg:
+    """One attempt started by a concurrent strategy (race or hedge).
+
+    Attributes:
+        admitted_at: Event-loop time the limiter admitted it (``None`` while queued).
+        lost: Set when another leg won and this one is being cancelled.
+        charged: A hedge-budget token was spent on it (refunded if it never went out).
+        done: The leg's task has finished.
+    """
+
+    __slots__ = (
+        "admitted_at",
+        "charged",
+        "done",
+        "index",
+        "lost",
+        "number",
+        "role",
+        "scope",
+        "wait",
+    )
+
+    def __init__(self, index: int, role: AttemptRole, number: int, wait: float) -> None:
+        self.index = index
+        self.role: AttemptRole = role
+        self.number = number
+        self.wait = wait
+        self.scope = anyio.CancelScope()
+        self.lost = False
+        self.charged = False
+        self.done = False
+        self.admitted_at: float | None = None
+
+
+class Call:
+    """One logical request: id, deadline, models, the attempt counter and the errors."""
+
+    __slots__ = (
+        "attempts",
+        "budget_denied",
+        "deadline",
+        "errors",
+        "max_attempts",
+        "models",
+        "request",
+        "request_id",
+        "rt",
+        "started",
+        "stream",
+        "tokens",
+        "tries",
+        "waits",
+    )
+
+    def __init__(
+        self, rt: Runtime, request: ChatRequest, *, stream: bool, timeout: float | None
+    ) -> None:
+        self.rt = rt
+        self.request = request
+        self.stream = stream
+        n = len(rt.slots)
+        if request.model is None:
+            models = rt.default_models
+            if None in models:
+                name = rt.slots[models.index(None)].name
+                raise ConfigurationError(
+                    f"provider {name!r} has no default model and the request names none; "
+                    f"pass model=... or configure the provider as 'kind:MODEL'"
+                )
+            self.models: tuple[str, ...] = models  # type: ignore[assignment]
+        else:
+            self.models = (request.model,) * n
+        self.request_id = new_request_id()
+        self.started = rt.clock()
+        # Deadlines are in event-loop time: cancel scopes are.
+        self.deadline = math.inf if timeout is None else loop_time() + timeout
+        retry = rt.retry
+        self.max_attempts = retry.max_attempts or n + retry.max_retries
+        self.attempts = 0
+        self.tries = [0] * n
+        self.waits: list[float | None] = [None] * n
+        self.errors: list[Exception] = []
+        self.budget_denied = False
+        self.tokens = request.estimated_input_tokens() + (
+            request.max_tokens or DEFAULT_OUTPUT_TOKENS
+        )
+        rt.counters["requests"] += 1
+        rt.retry_bucket.deposit()
+
+    def begin(self, index: int) -> int:
+        """Count an attempt on slot ``index``; returns its number (1-based)."""
+        self.attempts += 1
+        self.tries[index] += 1
+        return self.attempts
+
+    def failed(self, index: int, exc: Exception) -> None:
+        """Record a failure that fails over."""
+        self.errors.append(exc)
+        self.waits[index] = retry_after_of(exc)
+
+    def plan_next(self, busy: Sequence[bool] | None = None) -> Plan | None:
+        """The attempt to make after a failure, or ``None`` when there is none left.
+
+        A provider not tried yet comes first, at once (role ``fallback``); then a retry of
+        the least-tried provider whose breaker allows it (role ``retry``), after a jittered
+        backoff or the server's Retry-After (whichever is longer) as long as that fits the
+        deadline, and only while the retry budget has a token. ``busy`` marks providers
+        that have an attempt in flight (concurrent strategies), which are skipped.
+        The plan is counted at once (:meth:`begin`).
+        """
+        if self.attempts >= self.max_attempts:
+            return None
+        slots = self.rt.slots
+        tries = self.tries
+        for i in range(len(tries)):
+            if tries[i] == 0 and not (busy and busy[i]):
+                self.begin(i)
+                return i, "fallback", 0.0
+        retry = self.rt.retry
+        now = loop_time()
+        for i in sorted(range(len(tries)), key=tries.__getitem__):
+            if busy and busy[i]:
+                continue
+            breaker = slots[i].breaker
+            if breaker is not None and not breaker.allows():
+                continue
+            wait = retry.backoff(tries[i], self.rt.rng)
+            server_wait = self.waits[i]
+            if server_wait is not None:
+                if server_wait > retry.max_retry_after:
+                    continue
+                wait = max(wait, server_wait)
+            if now + wait >= self.deadline:
+                continue
+            if not self.rt.retry_bucket.try_spend():
+                self.budget_denied = True
+                return None
+            self.waits[i] = None
+            self.begin(i)
+            return i, "retry", wait
+        return None
+
+    def plan_hedge(self, busy: Sequence[bool], after: int) -> int | None:
+        """The provider for a hedge: an idle one after ``after`` in priority order
+        (round robin), else the next one even if busy (one provider hedges to itself)."""
+        if self.attempts >= self.max_attempts:
+            return None
+        n = len(self.tries)
+        fallback_choice: int | None = None
+        for k in range(1, n + 1):
+            i = (after + k) % n
+            breaker = self.rt.slots[i].breaker
+            if breaker is not None and not breaker.allows():
+                continue
+            if not busy[i]:
+                self.begin(i)
+                return i
+            if fallback_choice is None:
+                fallback_choice = i
+        if fallback_choice is not None:
+            self.begin(fallback_choice)
+        return fallback_choice
+
+    def all_failed(self) -> AllProvidersFailed:
+        """The error for a request whose every attempt failed."""
+        why = " (retry budget exhausted)" if self.budget_denied else ""
+        names = ", ".join(sorted({getattr(e, "provider", "") or "?" for e in self.errors}))
+        last = self.errors[-1] if self.errors else None
+        detail = f"; last: {type(last).__name__}: {last}" if last is not None else ""
+        return AllProvidersFailed(
+            f"all {self.attempts} attempt(s) failed on {names}{why}{detail}", self.errors
+        )
