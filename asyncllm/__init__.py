@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._client import Client, ClientStream
 from ._exceptions import (
     AllProvidersFailed,
@@ -34,15 +36,50 @@ from ._types import (
     ToolCallDelta,
     Usage,
 )
+from .cost import (
+    BudgetAlert,
+    BudgetUnavailable,
+    MemoryBudget,
+    ModelPrice,
+    Prices,
+    RedisBudget,
+    SpendLimit,
+)
+from .limits import RateLimit, RateLimiter, RedisRateLimiter
+from .orchestrator import BreakerPolicy, Fallback, Hedge, Race, Result, RetryPolicy
+from .telemetry import LoggingObserver, MetricsObserver, OTelObserver, redact_secrets
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .cache import CacheClosed, CachePolicy, ResponseCache
+
+# The cache pulls in aiocache (and through it redis-py): ~150 ms that only cache users pay.
+_LAZY = {"CacheClosed": "cache", "CachePolicy": "cache", "ResponseCache": "cache"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'asyncllm' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"asyncllm.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AllProvidersFailed",
     "AsyncLLMError",
     "AuthenticationFailed",
     "BadRequest",
+    "BreakerPolicy",
+    "BudgetAlert",
     "BudgetExceeded",
+    "BudgetUnavailable",
+    "CacheClosed",
+    "CachePolicy",
     "ChatRequest",
     "Chunk",
     "CircuitOpen",
@@ -53,19 +90,37 @@ __all__ = [
     "ContentFiltered",
     "ContextWindowExceeded",
     "DeadlineExceeded",
+    "Fallback",
+    "Hedge",
     "InvalidRequestError",
+    "LoggingObserver",
     "MalformedResponse",
+    "MemoryBudget",
     "Message",
+    "MetricsObserver",
+    "ModelPrice",
+    "OTelObserver",
     "Overloaded",
+    "Prices",
     "ProviderError",
     "ProviderTimeout",
+    "Race",
+    "RateLimit",
     "RateLimitInfo",
     "RateLimited",
+    "RateLimiter",
+    "RedisBudget",
+    "RedisRateLimiter",
     "Response",
+    "ResponseCache",
+    "Result",
+    "RetryPolicy",
     "ServerError",
+    "SpendLimit",
     "StreamBroken",
     "ToolCall",
     "ToolCallDelta",
     "Usage",
     "__version__",
+    "redact_secrets",
 ]

@@ -149,6 +149,7 @@ class Client:
             first_token_timeout=_positive("first_token_timeout", first_token_timeout),
         )
         self._cache = cache
+        self._cache_entered = False
         self._http = HttpResources(max_connections=max_connections)
         self._opened = False
         self._closed = False
@@ -167,6 +168,18 @@ class Client:
 
     async def __aenter__(self) -> Self:
         await self._open()
+        # A cache that shares in-flight calls owns a task group for them; it lives as long
+        # as this ``async with`` block (entered and left in the same task).
+        enter = getattr(self._cache, "__aenter__", None)
+        if enter is not None and not self._cache_entered:
+            await enter()
+            self._cache_entered = True
+        # Price tables load in a worker thread, so the first response does not block the
+        # event loop while they import.
+        for part in (self._rt.pricing, getattr(self._rt.budget, "pricing", None)):
+            load = getattr(part, "load", None)
+            if callable(load):
+                await anyio.to_thread.run_sync(load)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -184,10 +197,17 @@ class Client:
         """Close every driver and the HTTP pools (shielded from cancellation)."""
         self._closed = True
         self._opened = False  # the next call goes through _open(), which refuses
-        with anyio.CancelScope(shield=True):
-            for p in self._providers:
-                await p.aclose()
-            await self._http.aclose()
+        try:
+            if self._cache_entered:
+                # Not inside the shield below: the cache's task group must be left with its
+                # own cancel scope on top of this task's stack.
+                self._cache_entered = False
+                await self._cache.__aexit__(None, None, None)  # type: ignore[union-attr]
+        finally:
+            with anyio.CancelScope(shield=True):
+                for p in self._providers:
+                    await p.aclose()
+                await self._http.aclose()
 
     # -- calls ----------------------------------------------------------------------------
 

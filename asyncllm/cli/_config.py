@@ -160,6 +160,7 @@ def build_client(config: RunConfig, *, observers: list[Observer] | None = None) 
     except TypeError as exc:
         raise ConfigurationError(f"bad price table: {exc}") from exc
 
+    prices = Prices(overrides)
     cache = None
     if config.cache is not None:
         opts = dict(config.cache)
@@ -181,7 +182,10 @@ def build_client(config: RunConfig, *, observers: list[Observer] | None = None) 
         bad = set(opts) - {"usd", "period"}
         if bad or "usd" not in opts:
             raise ConfigurationError("[budget] takes usd = N and optionally period")
-        budget = MemoryBudget(SpendLimit(usd=float(opts["usd"]), period=opts.get("period", "day")))
+        budget = MemoryBudget(
+            SpendLimit(usd=float(opts["usd"]), period=opts.get("period", "day")),
+            pricing=prices,
+        )
     return Client(
         config.providers,
         strategy=config.strategy,
@@ -189,6 +193,6 @@ def build_client(config: RunConfig, *, observers: list[Observer] | None = None) 
         limits=config.limits,
         cache=cache,
         budget=budget,
-        pricing=Prices(overrides),
+        pricing=prices,
         observers=observers or [],
     )

@@ -85,6 +85,11 @@ class BudgetBase:
         self._unknown_price = unknown_price
         self._clock = clock
 
+    @property
+    def pricing(self) -> Pricing:
+        """The prices worst cases are reserved at."""
+        return self._pricing
+
     def _worst_nano(
         self, request: ChatRequest, provider: str, kind: str, model: str, local: bool
     ) -> int:
