@@ -1,0 +1,183 @@
+"""The Anthropic messages driver (native aiohttp backend by default, or the SDK)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._exceptions import ConfigurationError, MalformedResponse
+from .._types import ChatRequest, RateLimitInfo, Response
+from ._anthropic_wire import DEFAULT_MAX_TOKENS, AnthropicStream, build_body, parse_message
+from ._driver import Backend, Driver, check_backend, resolve_api_key
+from ._errors import error_from_payload
+from ._headers import anthropic_rate_limits
+from ._native import Endpoint, dumps
+
+if TYPE_CHECKING:
+    from ._http import HttpResources
+
+__all__ = ["AnthropicProvider", "message_response"]
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+API_VERSION = "2023-06-01"
+
+
+def message_response(
+    obj: Mapping[str, Any],
+    *,
+    provider: str,
+    model: str,
+    started: float,
+    rate_limits: RateLimitInfo | None,
+) -> Response:
+    """A :class:`Response` from a decoded Anthropic message (both backends use it)."""
+    if obj.get("type") == "error":
+        raise error_from_payload(obj, provider=provider, model=model)
+    try:
+        text, finish, raw_finish, usage, tools, answered_by = parse_message(obj)
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise MalformedResponse(
+            f"not a message: {type(exc).__name__}: {exc}", provider=provider, model=model
+        ) from exc
+    latency = time.perf_counter() - started
+    return Response(
+        text=text,
+        finish_reason=finish,
+        usage=usage,
+        provider=provider,
+        model=answered_by or model,
+        latency=latency,
+        time_to_first_token=latency,
+        tool_calls=tools,
+        raw_finish_reason=raw_finish,
+        rate_limits=rate_limits,
+    )
+
+
+class NativeAnthropic:
+    """The Anthropic wire protocol over the pooled aiohttp session."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        headers: dict[str, str],
+        timeout: float | None,
+        connect_timeout: float | None,
+        default_max_tokens: int,
+    ) -> None:
+        self.provider = provider
+        self.default_max_tokens = default_max_tokens
+        self.endpoint = Endpoint(
+            provider=provider,
+            url=base_url + "/v1/messages",
+            headers=headers,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            parse_limits=anthropic_rate_limits,
+        )
+
+    async def open(self, http: HttpResources) -> None:
+        """Bind to the client's pooled HTTP resources."""
+        self.endpoint.bind(http)
+
+    async def aclose(self) -> None:
+        """Forget what :meth:`open` bound (the pools belong to the client)."""
+        self.endpoint.unbind()
+
+    def stream(self, request: ChatRequest, model: str) -> AnthropicStream:
+        """A token stream for ``request`` on ``model`` (sent on ``__aenter__``)."""
+        body = build_body(request, model, stream=True, default_max_tokens=self.default_max_tokens)
+        return AnthropicStream(self.endpoint, dumps(body), model)
+
+    async def complete(self, request: ChatRequest, model: str) -> Response:
+        """``request`` on ``model`` through the non-streaming endpoint."""
+        body = build_body(request, model, stream=False, default_max_tokens=self.default_max_tokens)
+        started = time.perf_counter()
+        obj, limits = await self.endpoint.post_json(dumps(body), model)
+        return message_response(
+            obj, provider=self.provider, model=model, started=started, rate_limits=limits
+        )
+
+
+class AnthropicProvider(Driver):
+    """Anthropic's messages API.
+
+    Args:
+        name: Instance name.
+        model: Default model.
+        api_key: API key; default ``$ANTHROPIC_API_KEY``. Never logged or printed.
+        base_url: API root; default ``$ANTHROPIC_BASE_URL`` or ``https://api.anthropic.com``.
+        backend: ``"native"`` (aiohttp) or ``"sdk"`` (``anthropic.AsyncAnthropic`` over the
+            client's shared httpx2 pool; for Bedrock/Vertex and custom auth).
+        timeout: Read timeout in seconds (longest wait for the next byte).
+        connect_timeout: Seconds to obtain a connection.
+        extra_headers: Headers added to every request (``anthropic-beta``...).
+        client: With ``backend="sdk"``: a ready ``AsyncAnthropic``-compatible client
+            (``AsyncAnthropicBedrock``, ``AsyncAnthropicVertex``...); no key needed then.
+        default_max_tokens: ``max_tokens`` sent when the request sets none (Anthropic
+            requires one).
+
+    Raises:
+        ConfigurationError: no API key, or an unknown backend.
+    """
+
+    kind = "anthropic"
+
+    def __init__(
+        self,
+        *,
+        name: str = "anthropic",
+        model: str | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        backend: str = "native",
+        timeout: float | None = 600.0,
+        connect_timeout: float | None = 10.0,
+        extra_headers: Mapping[str, str] | None = None,
+        client: Any = None,
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
+    ) -> None:
+        super().__init__(name, model=model)
+        self.backend = check_backend(backend, name)
+        url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
+        self.base_url = url.rstrip("/")
+        key = resolve_api_key(api_key, "ANTHROPIC_API_KEY", provider=name, required=client is None)
+        if default_max_tokens < 1:
+            raise ConfigurationError("default_max_tokens must be at least 1")
+        self._backend: Backend
+        if self.backend == "sdk":
+            from ._anthropic_sdk import AnthropicSDK
+
+            self._backend = AnthropicSDK(
+                provider=name,
+                api_key=key,
+                base_url=self.base_url,
+                timeout=timeout,
+                connect_timeout=connect_timeout,
+                extra_headers=dict(extra_headers or {}),
+                client=client,
+                default_max_tokens=default_max_tokens,
+            )
+        else:
+            if client is not None:
+                raise ConfigurationError("client=... is for backend='sdk'")
+            headers = {
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "anthropic-version": API_VERSION,
+            }
+            if key:
+                headers["x-api-key"] = key
+            headers.update(extra_headers or {})
+            self._backend = NativeAnthropic(
+                provider=name,
+                base_url=self.base_url,
+                headers=headers,
+                timeout=timeout,
+                connect_timeout=connect_timeout,
+                default_max_tokens=default_max_tokens,
+            )

@@ -1,0 +1,322 @@
+"""The Anthropic messages wire format: request bodies, stream events, responses.
+
+Translation rules (shared by the native and SDK backends):
+
+- ``request.system`` and every ``system``/``developer`` message go, in order, to the
+  ``system`` field (joined by blank lines).
+- ``max_tokens`` is required by Anthropic: the driver's default (4096) fills in.
+- OpenAI-style tools (``{"type": "function", "function": {...}}``) become
+  ``{"name", "description", "input_schema"}``; ``tool_choice`` ``auto``/``required``/
+  ``none``/``{"function": {"name"}}`` become ``auto``/``any``/``none``/``tool``.
+  Assistant ``tool_calls`` become ``tool_use`` blocks; ``tool`` messages become
+  ``tool_result`` blocks (consecutive ones share one user turn).
+- ``stop`` -> ``stop_sequences``; ``response_format`` ``json_schema`` ->
+  ``output_config.format``; ``json_object`` (which Anthropic lacks) -> an instruction
+  appended to the system prompt. ``seed`` has no Anthropic equivalent and is not sent.
+- Stop reasons: ``end_turn``/``stop_sequence`` -> stop, ``max_tokens`` -> length,
+  ``tool_use`` -> tool_calls, ``refusal`` -> content_filter.
+- Tool-call arguments are delivered whole when their block closes, as compact JSON, so a
+  streamed and a non-streamed answer carry byte-identical arguments.
+- ``Usage.input_tokens`` counts every prompt token: Anthropic's ``input_tokens`` plus
+  cache reads and writes (which are also reported separately).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from .._types import ChatRequest, Chunk, FinishReason, Message, ToolCall, ToolCallDelta, Usage
+from ._errors import error_from_payload
+from ._native import NativeStream
+
+__all__ = [
+    "JSON_INSTRUCTION",
+    "AnthropicStream",
+    "build_body",
+    "canonical_arguments",
+    "finish_reason",
+    "parse_message",
+    "usage_from",
+]
+
+DEFAULT_MAX_TOKENS = 4096
+JSON_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
+
+_FINISH: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+def finish_reason(raw: str) -> FinishReason:
+    """Anthropic's stop reason, normalised."""
+    return _FINISH.get(raw, "other")
+
+
+def usage_from(u: Mapping[str, Any]) -> Usage:
+    """Usage from Anthropic's counts; ``input_tokens`` includes cache reads and writes."""
+    read = u.get("cache_read_input_tokens") or 0
+    write = u.get("cache_creation_input_tokens") or 0
+    return Usage(
+        input_tokens=(u.get("input_tokens") or 0) + read + write,
+        output_tokens=u.get("output_tokens") or 0,
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+    )
+
+
+def canonical_arguments(raw: str | Mapping[str, Any] | None) -> str:
+    """Tool input as compact JSON (streamed fragments and whole objects alike)."""
+    if raw is None:
+        return "{}"
+    if isinstance(raw, str):
+        if not raw.strip():
+            return "{}"
+        try:
+            return orjson.dumps(orjson.loads(raw)).decode()
+        except orjson.JSONDecodeError:
+            return raw
+    return orjson.dumps(dict(raw)).decode()
+
+
+# -- request ---------------------------------------------------------------------------
+
+
+def _part(p: Mapping[str, Any]) -> Mapping[str, Any]:
+    if p.get("type") == "image_url":
+        image = p.get("image_url")
+        url = image.get("url", "") if isinstance(image, Mapping) else str(image or "")
+        if url.startswith("data:") and ";base64," in url:
+            media, _, data = url[5:].partition(";base64,")
+            source = {"type": "base64", "media_type": media, "data": data}
+            return {"type": "image", "source": source}
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    return p
+
+
+def _content(m: Message) -> str | list[Mapping[str, Any]]:
+    if isinstance(m.content, str):
+        return m.content
+    return [_part(p) for p in m.content]
+
+
+def _tool_use(tc: Mapping[str, Any]) -> dict[str, Any]:
+    fn = tc.get("function") or {}
+    args = fn.get("arguments") or "{}"
+    try:
+        parsed = orjson.loads(args) if isinstance(args, (str, bytes)) else dict(args)
+    except orjson.JSONDecodeError:
+        parsed = {}
+    return {
+        "type": "tool_use",
+        "id": tc.get("id") or "",
+        "name": fn.get("name") or "",
+        "input": parsed,
+    }
+
+
+def _messages(request: ChatRequest) -> tuple[list[str], list[dict[str, Any]]]:
+    system: list[str] = [request.system] if request.system else []
+    out: list[dict[str, Any]] = []
+    tool_turn: list[Any] | None = None  # the open user turn collecting tool results
+    for m in request.messages:
+        role = m.role
+        if role in ("system", "developer"):
+            system.append(m.text())
+            continue
+        if role == "tool":
+            block = {
+                "type": "tool_result",
+                "tool_use_id": m.tool_call_id or "",
+                "content": _content(m),
+            }
+            if tool_turn is None:
+                tool_turn = [block]
+                out.append({"role": "user", "content": tool_turn})
+            else:
+                tool_turn.append(block)
+            continue
+        tool_turn = None
+        if role == "assistant" and m.tool_calls:
+            blocks: list[Any] = []
+            content = _content(m)
+            if isinstance(content, str):
+                if content:
+                    blocks.append({"type": "text", "text": content})
+            else:
+                blocks.extend(content)
+            blocks.extend(_tool_use(tc) for tc in m.tool_calls)
+            out.append({"role": "assistant", "content": blocks})
+        else:
+            out.append(
+                {"role": "assistant" if role == "assistant" else "user", "content": _content(m)}
+            )
+    return system, out
+
+
+def _tool(t: Mapping[str, Any]) -> Mapping[str, Any]:
+    fn = t.get("function")
+    if t.get("type") == "function" and isinstance(fn, Mapping):
+        tool: dict[str, Any] = {"name": fn.get("name", "")}
+        if fn.get("description"):
+            tool["description"] = fn["description"]
+        tool["input_schema"] = fn.get("parameters") or {"type": "object", "properties": {}}
+        return tool
+    return t  # already Anthropic-shaped (or a server tool): passed through
+
+
+def _tool_choice(choice: str | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(choice, str):
+        return {"type": {"required": "any", "auto": "auto", "none": "none"}.get(choice, choice)}
+    fn = choice.get("function")
+    if choice.get("type") == "function" and isinstance(fn, Mapping):
+        return {"type": "tool", "name": fn.get("name", "")}
+    return choice
+
+
+def build_body(
+    request: ChatRequest,
+    model: str,
+    *,
+    stream: bool,
+    default_max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> dict[str, Any]:
+    """The JSON body of a messages request (``provider_options`` merged in last)."""
+    system, messages = _messages(request)
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": request.max_tokens or default_max_tokens,
+        "messages": messages,
+    }
+    fmt = request.response_format
+    if fmt is not None:
+        kind = fmt.get("type")
+        if kind == "json_schema":
+            spec = fmt.get("json_schema") or {}
+            schema = spec.get("schema", spec) if isinstance(spec, Mapping) else spec
+            body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        elif kind == "json_object":
+            system.append(JSON_INSTRUCTION)
+    if system:
+        body["system"] = "\n\n".join(system)
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop_sequences"] = list(request.stop)
+    if request.tools:
+        body["tools"] = [_tool(t) for t in request.tools]
+    if request.tool_choice is not None:
+        body["tool_choice"] = _tool_choice(request.tool_choice)
+    if stream:
+        body["stream"] = True
+    if request.provider_options:
+        body.update(request.provider_options)
+    return body
+
+
+# -- responses -------------------------------------------------------------------------
+
+
+class AnthropicStream(NativeStream):
+    """Messages stream events (``message_start`` ... ``message_stop``)."""
+
+    __slots__ = ("_tools", "_usage")
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._usage: dict[str, Any] = {}
+        # content-block index -> (tool ordinal, argument fragments)
+        self._tools: dict[int, tuple[int, list[str]]] = {}
+
+    def _on_event(self, event: str | None, data: bytes) -> None:
+        obj = orjson.loads(data)
+        kind = obj.get("type")
+        if kind == "content_block_delta":
+            delta = obj["delta"]
+            dtype = delta.get("type")
+            if dtype == "text_delta":
+                text = delta.get("text")
+                if text:
+                    self._emit(Chunk(text))
+            elif dtype == "input_json_delta":
+                entry = self._tools.get(obj.get("index", -1))
+                if entry is not None:
+                    entry[1].append(delta.get("partial_json") or "")
+            # thinking / signature / citation deltas are not answer text
+        elif kind == "message_start":
+            msg = obj.get("message") or {}
+            self.model = msg.get("model") or self.model
+            self._usage = dict(msg.get("usage") or {})
+        elif kind == "content_block_start":
+            block = obj.get("content_block") or {}
+            btype = block.get("type")
+            if btype == "text":
+                if block.get("text"):
+                    self._emit(Chunk(block["text"]))
+            elif btype == "tool_use":
+                ordinal = len(self._tools)
+                self._tools[obj.get("index", ordinal)] = (ordinal, [])
+                start = ToolCallDelta(index=ordinal, id=block.get("id"), name=block.get("name"))
+                self._emit(Chunk(tool_calls=(start,)))
+        elif kind == "content_block_stop":
+            entry = self._tools.get(obj.get("index", -1))
+            if entry is not None:
+                args = canonical_arguments("".join(entry[1]))
+                self._emit(Chunk(tool_calls=(ToolCallDelta(index=entry[0], arguments=args),)))
+        elif kind == "message_delta":
+            self._usage.update(obj.get("usage") or {})
+            stop = (obj.get("delta") or {}).get("stop_reason")
+            self._emit(
+                Chunk(
+                    usage=usage_from(self._usage),
+                    finish_reason=finish_reason(stop) if stop else None,
+                    raw_finish_reason=stop,
+                )
+            )
+        elif kind == "message_stop":
+            self._finished = self._ended = True
+        elif kind == "error" or event == "error":
+            raise error_from_payload(obj, provider=self._endpoint.provider, model=self.model)
+        # "ping" and event types added later are ignored, as the API asks clients to.
+
+
+def parse_message(
+    obj: Mapping[str, Any],
+) -> tuple[str, FinishReason | None, str | None, Usage, tuple[ToolCall, ...], str | None]:
+    """``(text, finish_reason, raw_finish_reason, usage, tool_calls, model)`` of a message.
+
+    Raises:
+        KeyError, TypeError: the object is not a message (mapped by the caller).
+    """
+    texts: list[str] = []
+    tools: list[ToolCall] = []
+    for block in obj["content"]:
+        btype = block.get("type")
+        if btype == "text":
+            texts.append(block.get("text") or "")
+        elif btype == "tool_use":
+            tools.append(
+                ToolCall(
+                    id=block.get("id") or "",
+                    name=block.get("name") or "",
+                    arguments=canonical_arguments(block.get("input")),
+                )
+            )
+    stop = obj.get("stop_reason")
+    return (
+        "".join(texts),
+        finish_reason(stop) if stop else None,
+        stop,
+        usage_from(obj.get("usage") or {}),
+        tuple(tools),
+        obj.get("model"),
+    )

@@ -1,0 +1,106 @@
+"""What the HTTP drivers share: backend selection, API-key resolution, delegation.
+
+A driver (``OpenAIProvider``, ``AnthropicProvider``...) is a thin :class:`BaseProvider`
+over one *backend*: the native wire client (aiohttp, the default) or the official SDK.
+Both implement :class:`Backend`, and both are held to identical results by the tests.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
+
+from .._exceptions import ConfigurationError
+from ._base import BaseProvider
+
+if TYPE_CHECKING:
+    from .._types import ChatRequest, Response
+    from ._base import ProviderStream
+    from ._http import HttpResources
+
+__all__ = ["Backend", "BackendName", "Driver", "resolve_api_key"]
+
+BackendName: TypeAlias = Literal["native", "sdk"]
+
+
+class Backend(Protocol):
+    """One way of talking to a provider."""
+
+    async def open(self, http: HttpResources) -> None:
+        """Bind to the client's pooled HTTP resources."""
+        ...
+
+    async def aclose(self) -> None:
+        """Forget what :meth:`open` bound (the pools belong to the client)."""
+        ...
+
+    def stream(
+        self, request: ChatRequest, model: str
+    ) -> AbstractAsyncContextManager[ProviderStream]:
+        """Open a token stream."""
+        ...
+
+    async def complete(self, request: ChatRequest, model: str) -> Response:
+        """Run a request to completion."""
+        ...
+
+
+def resolve_api_key(
+    api_key: str | None, env: str | None, *, provider: str, required: bool
+) -> str | None:
+    """``api_key``, else the environment variable ``env``.
+
+    Raises:
+        ConfigurationError: when a key is required and neither is set. The message names
+            the environment variable, never a key.
+    """
+    key = api_key if api_key else (os.environ.get(env) if env else None)
+    if not key and required:
+        where = f"set {env} or pass api_key=..." if env else "pass api_key=..."
+        raise ConfigurationError(f"provider {provider!r} has no API key: {where}")
+    return key or None
+
+
+def check_backend(backend: str, provider: str) -> BackendName:
+    """Validate a ``backend=`` option."""
+    if backend not in ("native", "sdk"):
+        raise ConfigurationError(
+            f"provider {provider!r}: backend must be 'native' or 'sdk', got {backend!r}"
+        )
+    return "native" if backend == "native" else "sdk"
+
+
+class Driver(BaseProvider):
+    """A provider that delegates to a :class:`Backend`."""
+
+    _backend: Backend
+    backend: BackendName
+    base_url: str
+
+    def __repr__(self) -> str:
+        # Never the key: name, model, endpoint and backend only.
+        return (
+            f"{type(self).__name__}(name={self.name!r}, model={self.default_model!r}, "
+            f"base_url={self.base_url!r}, backend={self.backend!r})"
+        )
+
+    async def open(self, http: HttpResources) -> None:
+        """Bind to the client's pooled HTTP resources."""
+        await self._backend.open(http)
+
+    async def aclose(self) -> None:
+        """Release what :meth:`open` bound."""
+        await self._backend.aclose()
+
+    def stream(self, request: ChatRequest) -> AbstractAsyncContextManager[ProviderStream]:
+        """Open a token stream for ``request`` (sent when the context is entered)."""
+        return self._backend.stream(request, self.model_for(request))
+
+    async def complete(self, request: ChatRequest) -> Response:
+        """Run ``request`` to completion (the non-streaming endpoint on the native path)."""
+        return await self._backend.complete(request, self.model_for(request))
+
+    def statistics(self) -> dict[str, Any]:
+        """Which backend and endpoint this driver uses."""
+        return {"backend": self.backend, "base_url": self.base_url, "kind": self.kind}

@@ -1,0 +1,203 @@
+"""The OpenAI chat-completions driver (native aiohttp backend by default, or the SDK)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._exceptions import ConfigurationError, MalformedResponse
+from .._types import ChatRequest, Response
+from ._driver import Backend, Driver, check_backend, resolve_api_key
+from ._errors import error_from_payload
+from ._headers import openai_rate_limits
+from ._native import Endpoint, dumps
+from ._openai_wire import OpenAIStream, build_body, parse_completion
+
+if TYPE_CHECKING:
+    from ._http import HttpResources
+
+__all__ = ["OpenAIProvider"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class NativeOpenAI:
+    """The OpenAI wire protocol over the pooled aiohttp session.
+
+    Args:
+        provider: Provider instance name.
+        base_url: API root (``.../v1``).
+        headers: Every request header (authentication included), built once.
+        timeout: Read timeout in seconds.
+        connect_timeout: Connect timeout in seconds.
+        stream_usage: Ask for the final usage chunk (``stream_options.include_usage``).
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        headers: dict[str, str],
+        timeout: float | None,
+        connect_timeout: float | None,
+        stream_usage: bool,
+    ) -> None:
+        self.provider = provider
+        self.stream_usage = stream_usage
+        self.endpoint = Endpoint(
+            provider=provider,
+            url=base_url + "/chat/completions",
+            headers=headers,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            parse_limits=openai_rate_limits,
+        )
+
+    async def open(self, http: HttpResources) -> None:
+        """Bind to the client's pooled HTTP resources."""
+        self.endpoint.bind(http)
+
+    async def aclose(self) -> None:
+        """Forget what :meth:`open` bound (the pools belong to the client)."""
+        self.endpoint.unbind()
+
+    def stream(self, request: ChatRequest, model: str) -> OpenAIStream:
+        """A token stream for ``request`` on ``model`` (sent on ``__aenter__``)."""
+        body = build_body(request, model, stream=True, stream_usage=self.stream_usage)
+        return OpenAIStream(self.endpoint, dumps(body), model)
+
+    async def complete(self, request: ChatRequest, model: str) -> Response:
+        """``request`` on ``model`` through the non-streaming endpoint."""
+        body = dumps(build_body(request, model, stream=False))
+        started = time.perf_counter()
+        obj, limits = await self.endpoint.post_json(body, model)
+        return completion_response(
+            obj, provider=self.provider, model=model, started=started, rate_limits=limits
+        )
+
+
+def completion_response(
+    obj: Mapping[str, Any],
+    *,
+    provider: str,
+    model: str,
+    started: float,
+    rate_limits: Any,
+) -> Response:
+    """A :class:`Response` from a decoded chat completion (both backends use it)."""
+    try:
+        text, finish, raw_finish, usage, tools, answered_by = parse_completion(obj)
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        if isinstance(obj, Mapping) and obj.get("error"):
+            raise error_from_payload(obj, provider=provider, model=model) from None
+        raise MalformedResponse(
+            f"not a chat completion: {type(exc).__name__}: {exc}", provider=provider, model=model
+        ) from exc
+    latency = time.perf_counter() - started
+    return Response(
+        text=text,
+        finish_reason=finish,
+        usage=usage,
+        provider=provider,
+        model=answered_by or model,
+        latency=latency,
+        time_to_first_token=latency,
+        tool_calls=tools,
+        raw_finish_reason=raw_finish,
+        rate_limits=rate_limits,
+    )
+
+
+class OpenAIProvider(Driver):
+    """OpenAI's chat-completions API.
+
+    Args:
+        name: Instance name (limits, breakers and statistics are keyed on it).
+        model: Default model.
+        api_key: API key; default ``$OPENAI_API_KEY``. Never logged or printed.
+        base_url: API root; default ``$OPENAI_BASE_URL`` or ``https://api.openai.com/v1``.
+        organization: ``OpenAI-Organization`` header.
+        backend: ``"native"`` (aiohttp, the fast path) or ``"sdk"`` (``openai.AsyncOpenAI``
+            over the client's shared httpx2 pool; for Azure and custom auth).
+        timeout: Read timeout in seconds: the longest wait for the next byte, including
+            the response headers. Time-to-first-token deadlines belong to the orchestrator.
+        connect_timeout: Seconds to obtain a connection.
+        extra_headers: Headers added to every request.
+        client: With ``backend="sdk"``: a ready ``openai.AsyncOpenAI``-compatible client
+            (``AsyncAzureOpenAI``...) to use instead of building one. Then no API key is
+            needed here.
+        stream_usage: Request the usage chunk at the end of streams.
+
+    Raises:
+        ConfigurationError: no API key, or an unknown backend.
+    """
+
+    kind = "openai"
+    _key_env: str | None = "OPENAI_API_KEY"
+    _url_env: str | None = "OPENAI_BASE_URL"
+    _default_url: str | None = DEFAULT_BASE_URL
+    _key_required = True
+
+    def __init__(
+        self,
+        *,
+        name: str = "openai",
+        model: str | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        backend: str = "native",
+        timeout: float | None = 600.0,
+        connect_timeout: float | None = 10.0,
+        extra_headers: Mapping[str, str] | None = None,
+        client: Any = None,
+        stream_usage: bool = True,
+    ) -> None:
+        super().__init__(name, model=model)
+        self.backend = check_backend(backend, name)
+        url = base_url or (os.environ.get(self._url_env) if self._url_env else None)
+        url = url or self._default_url
+        if not url:
+            raise ConfigurationError(f"provider {name!r} needs base_url=...")
+        self.base_url = url.rstrip("/")
+        key = resolve_api_key(
+            api_key,
+            self._key_env,
+            provider=name,
+            required=self._key_required and client is None,
+        )
+        self._backend: Backend
+        if self.backend == "sdk":
+            from ._openai_sdk import OpenAISDK
+
+            self._backend = OpenAISDK(
+                provider=name,
+                api_key=key,
+                base_url=self.base_url,
+                organization=organization,
+                timeout=timeout,
+                connect_timeout=connect_timeout,
+                extra_headers=dict(extra_headers or {}),
+                client=client,
+                stream_usage=stream_usage,
+            )
+        else:
+            if client is not None:
+                raise ConfigurationError("client=... is for backend='sdk'")
+            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+            if organization:
+                headers["OpenAI-Organization"] = organization
+            headers.update(extra_headers or {})
+            self._backend = NativeOpenAI(
+                provider=name,
+                base_url=self.base_url,
+                headers=headers,
+                timeout=timeout,
+                connect_timeout=connect_timeout,
+                stream_usage=stream_usage,
+            )

@@ -1,0 +1,193 @@
+"""The OpenAI chat-completions wire format: request bodies, stream chunks, responses.
+
+Shared by the native OpenAI and OpenAI-compatible drivers and by the SDK backend (which
+sends the same body), so every backend puts the same bytes on the wire and maps the
+answer the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from .._types import ChatRequest, Chunk, FinishReason, Message, ToolCall, ToolCallDelta, Usage
+from ._errors import error_from_payload
+from ._native import NativeStream
+
+__all__ = [
+    "OpenAIStream",
+    "build_body",
+    "finish_reason",
+    "parse_completion",
+    "usage_from",
+]
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+def finish_reason(raw: str) -> FinishReason:
+    """OpenAI's finish reason, normalised."""
+    return _FINISH.get(raw, "other")
+
+
+def usage_from(prompt: int, completion: int, cached: int) -> Usage:
+    """Usage from OpenAI's counts (``prompt_tokens`` already includes cached tokens)."""
+    return Usage(input_tokens=prompt, output_tokens=completion, cache_read_tokens=cached)
+
+
+def _usage(u: Mapping[str, Any]) -> Usage:
+    details = u.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
+    return usage_from(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0, cached or 0)
+
+
+def _message(m: Message) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "role": m.role,
+        "content": m.content if isinstance(m.content, str) else list(m.content),
+    }
+    if m.name is not None:
+        d["name"] = m.name
+    if m.tool_call_id is not None:
+        d["tool_call_id"] = m.tool_call_id
+    if m.tool_calls:
+        d["tool_calls"] = list(m.tool_calls)
+    return d
+
+
+def build_body(
+    request: ChatRequest, model: str, *, stream: bool, stream_usage: bool = True
+) -> dict[str, Any]:
+    """The JSON body of a chat-completions request.
+
+    ``request.system`` becomes a leading system message; ``provider_options`` are merged
+    in last (shallowly), so they can add or override any field.
+    """
+    messages = [_message(m) for m in request.messages]
+    if request.system:
+        messages.insert(0, {"role": "system", "content": request.system})
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.max_tokens is not None:
+        body["max_tokens"] = request.max_tokens
+    if request.stop:
+        body["stop"] = list(request.stop)
+    if request.seed is not None:
+        body["seed"] = request.seed
+    if request.response_format is not None:
+        body["response_format"] = request.response_format
+    if request.tools:
+        body["tools"] = list(request.tools)
+    if request.tool_choice is not None:
+        body["tool_choice"] = request.tool_choice
+    if stream:
+        body["stream"] = True
+        if stream_usage:
+            body["stream_options"] = {"include_usage": True}
+    if request.provider_options:
+        body.update(request.provider_options)
+    return body
+
+
+def _tool_deltas(raw: list[Any]) -> tuple[ToolCallDelta, ...]:
+    out = []
+    for i, tc in enumerate(raw):
+        fn = tc.get("function") or {}
+        out.append(
+            ToolCallDelta(
+                index=tc.get("index", i),
+                id=tc.get("id"),
+                name=fn.get("name"),
+                arguments=fn.get("arguments") or "",
+            )
+        )
+    return tuple(out)
+
+
+class OpenAIStream(NativeStream):
+    """Chat-completion chunks (``data: {...}`` events ending with ``data: [DONE]``)."""
+
+    __slots__ = ()
+
+    def _on_event(self, event: str | None, data: bytes) -> None:
+        if data[:6] == b"[DONE]":
+            self._finished = self._ended = True
+            return
+        obj = orjson.loads(data)
+        choices = obj.get("choices")
+        usage = obj.get("usage")
+        model = obj.get("model")
+        if model:
+            self.model = model
+        if choices:
+            c = choices[0]
+            delta = c.get("delta")
+            raw_finish = c.get("finish_reason")
+            if delta:
+                text = delta.get("content")
+                tools = delta.get("tool_calls")
+                if text and not tools and raw_finish is None:
+                    # The hot path: a plain text delta.
+                    self._emit(Chunk(text))
+                    text = None
+            else:
+                text = tools = None
+            if text or tools or raw_finish:
+                if raw_finish:
+                    # The answer is complete; the usage chunk and [DONE] normally follow,
+                    # but a server that closes cleanly here has not broken the stream.
+                    self._finished = True
+                self._emit(
+                    Chunk(
+                        text=text or "",
+                        tool_calls=_tool_deltas(tools) if tools else (),
+                        finish_reason=finish_reason(raw_finish) if raw_finish else None,
+                        raw_finish_reason=raw_finish,
+                    )
+                )
+        elif obj.get("error"):
+            raise error_from_payload(obj, provider=self._endpoint.provider, model=self.model)
+        if usage:
+            self._emit(Chunk(usage=_usage(usage)))
+
+
+def parse_completion(
+    obj: Mapping[str, Any],
+) -> tuple[str, FinishReason | None, str | None, Usage, tuple[ToolCall, ...], str | None]:
+    """``(text, finish_reason, raw_finish_reason, usage, tool_calls, model)`` of a completion.
+
+    Raises:
+        KeyError, TypeError, IndexError: the object is not a chat completion (the caller
+            maps these to ``MalformedResponse``).
+    """
+    choice = obj["choices"][0]
+    message = choice.get("message") or {}
+    raw_finish = choice.get("finish_reason")
+    tools = tuple(
+        ToolCall(
+            id=tc.get("id") or "",
+            name=(tc.get("function") or {}).get("name") or "",
+            arguments=(tc.get("function") or {}).get("arguments") or "",
+        )
+        for tc in message.get("tool_calls") or ()
+    )
+    usage = obj.get("usage")
+    return (
+        message.get("content") or "",
+        finish_reason(raw_finish) if raw_finish else None,
+        raw_finish,
+        _usage(usage) if usage else Usage(),
+        tools,
+        obj.get("model"),
+    )

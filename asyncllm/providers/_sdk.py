@@ -1,0 +1,263 @@
+"""Shared machinery of the SDK backends (official ``openai`` / ``anthropic`` clients).
+
+The SDK backends send the very body the native drivers send (typed arguments for what the
+SDK needs to route the call, everything else through ``extra_body``) and map the SDK's
+typed events with the same rules, so both backends produce equal results. Errors are
+translated at this boundary by :func:`sdk_error`: nothing above ``providers/`` sees an
+``openai.*``, ``anthropic.*`` or ``httpx2.*`` exception.
+
+This module imports neither SDK: the backends pass their SDK module in, and import it
+only when the SDK backend is actually used.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from types import ModuleType, TracebackType
+from typing import Any, NoReturn
+
+import anyio
+
+from .._exceptions import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    MalformedResponse,
+    ProviderError,
+    ProviderTimeout,
+)
+from .._types import Chunk, RateLimitInfo
+from ._errors import (
+    LimitsParser,
+    broken,
+    error_from_payload,
+    error_from_status,
+    json_instead_of_stream,
+    transport_error,
+)
+
+__all__ = ["SDKStream", "maybe_await", "sdk_error", "split_body"]
+
+
+def sdk_error(
+    exc: BaseException,
+    sdk: ModuleType,
+    *,
+    provider: str,
+    model: str | None,
+    parse_limits: LimitsParser,
+) -> ProviderError:
+    """Map an exception raised by an official SDK (or its httpx2 transport) to asyncllm."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, sdk.APIStatusError):
+        status = int(exc.status_code)
+        if status >= 300:
+            return error_from_status(
+                status,
+                exc.body,
+                exc.response.headers,
+                provider=provider,
+                model=model,
+                parse_limits=parse_limits,
+            )
+        # Anthropic raises an error *event* inside a 200 stream as a status error.
+        return error_from_payload(exc.body, provider=provider, model=model)
+    if isinstance(exc, sdk.APITimeoutError):
+        return ProviderTimeout("timed out", provider=provider, model=model)
+    if isinstance(exc, sdk.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+        return ConnectionFailed(f"connection failed: {detail}", provider=provider, model=model)
+    if isinstance(exc, sdk.APIResponseValidationError):
+        return MalformedResponse(f"malformed response: {exc}", provider=provider, model=model)
+    if isinstance(exc, sdk.APIError):
+        # OpenAI raises an in-stream ``{"error": ...}`` chunk as a bare APIError.
+        return error_from_payload(exc.body, provider=provider, model=model)
+    base = getattr(sdk, "OpenAIError", None) or getattr(sdk, "AnthropicError", None)
+    if base is not None and isinstance(exc, base):
+        # Raised by the SDK itself before any request (credentials, client set-up).
+        text = str(exc)
+        low = text.lower()
+        if "credential" in low or "api_key" in low or "authentication" in low:
+            return AuthenticationFailed(f"SDK: {text}", provider=provider, model=model)
+        return ProviderError(f"SDK: {type(exc).__name__}: {text}", provider=provider, model=model)
+    return transport_error(exc, provider=provider, model=model)
+
+
+def split_body(body: dict[str, Any], typed: tuple[str, ...]) -> tuple[dict[str, Any], Any]:
+    """Split a wire body into the SDK's typed keyword arguments and ``extra_body``.
+
+    Only the fields an SDK needs to route a call (model, messages, stream...) go through
+    its typed arguments; the rest rides in ``extra_body`` untouched, so the bytes on the
+    wire equal the native driver's.
+    """
+    kwargs = {k: body.pop(k) for k in typed if k in body}
+    return kwargs, body or None
+
+
+async def maybe_await(value: Any) -> Any:
+    """``openai``'s raw ``parse()`` is synchronous, ``anthropic``'s is a coroutine."""
+    if hasattr(value, "__await__"):
+        return await value
+    return value
+
+
+class SDKStream:
+    """Chunks from an SDK's typed event stream, with the native stream's semantics.
+
+    Subclasses implement :meth:`_start` (send the request; return the SDK's async
+    iterator and the response headers) and :meth:`_on_item` (one typed event to chunks).
+    """
+
+    __slots__ = (
+        "_count",
+        "_done",
+        "_error",
+        "_finished",
+        "_it",
+        "_parse_limits",
+        "_parts",
+        "_pending",
+        "_sdk",
+        "_stream",
+        "model",
+        "provider",
+        "rate_limits",
+    )
+
+    def __init__(
+        self, sdk: ModuleType, *, provider: str, model: str, parse_limits: LimitsParser
+    ) -> None:
+        self._sdk = sdk
+        self.provider = provider
+        self.model = model
+        self._parse_limits = parse_limits
+        self.rate_limits: RateLimitInfo | None = None
+        self._stream: Any = None
+        self._it: Any = None
+        self._pending: deque[Chunk] = deque()
+        self._error: ProviderError | None = None
+        self._done = False
+        self._finished = False
+        self._parts: list[str] = []
+        self._count = 0
+
+    def _map(self, exc: BaseException) -> ProviderError:
+        return sdk_error(
+            exc,
+            self._sdk,
+            provider=self.provider,
+            model=self.model,
+            parse_limits=self._parse_limits,
+        )
+
+    async def _start(self) -> tuple[Any, Any]:
+        """Send the request: ``(sdk_stream, headers)`` (subclasses)."""
+        raise NotImplementedError
+
+    def _on_item(self, item: Any) -> None:
+        """Turn one typed SDK event into chunks (subclasses)."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> SDKStream:
+        try:
+            stream, headers = await self._start()
+        except Exception as exc:
+            raise self._map(exc) from exc
+        self._stream = stream
+        self._it = stream
+        self.rate_limits = self._parse_limits(headers)
+        if headers.get("content-type", "").startswith("application/json"):
+            await self._not_a_stream(stream)
+        return self
+
+    async def _not_a_stream(self, stream: Any) -> NoReturn:
+        # As the native backend does: a JSON body where a stream was asked for.
+        try:
+            data = await stream.response.aread()
+        except Exception as exc:
+            await self._close()
+            raise self._map(exc) from exc
+        await self._close()
+        raise json_instead_of_stream(data, provider=self.provider, model=self.model)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        stream, self._stream = self._stream, None
+        self._it = None
+        if stream is None:
+            return
+        # Closing awaits (httpx2); shield it so a cancelled consumer still frees the socket.
+        with anyio.CancelScope(shield=True):
+            try:
+                # Finish the SDK's own event generator now rather than leaving it to the
+                # garbage collector; then make sure the response is closed.
+                inner = getattr(stream, "__dict__", {}).get("_iterator")
+                if inner is not None and hasattr(inner, "aclose"):
+                    await inner.aclose()
+                await stream.close()
+            except Exception:  # closing a broken connection may fail; nothing to report
+                pass
+
+    def __aiter__(self) -> SDKStream:
+        return self
+
+    async def __anext__(self) -> Chunk:
+        pending = self._pending
+        while not pending:
+            if self._error is not None:
+                err = self._error
+                await self._close()
+                out = broken(err, partial_text="".join(self._parts), chunks_received=self._count)
+                if out is err:
+                    raise err
+                raise out from err
+            if self._done:
+                raise StopAsyncIteration
+            if self._it is None:
+                raise RuntimeError("iterate the stream inside `async with provider.stream(...)`")
+            try:
+                item = await self._it.__anext__()
+            except StopAsyncIteration:
+                self._done = True
+                if not self._finished:
+                    self._error = ConnectionFailed(
+                        "the stream ended before its end marker",
+                        provider=self.provider,
+                        model=self.model,
+                    )
+                continue
+            except Exception as exc:
+                err = self._map(exc)
+                if err is not exc:
+                    err.__cause__ = exc
+                self._error = err
+                continue
+            try:
+                self._on_item(item)
+            except ProviderError as exc:
+                self._error = exc
+            except Exception as exc:
+                err = MalformedResponse(
+                    f"malformed stream event: {type(exc).__name__}: {exc}",
+                    provider=self.provider,
+                    model=self.model,
+                )
+                err.__cause__ = exc
+                self._error = err
+        return pending.popleft()
+
+    def _emit(self, chunk: Chunk) -> None:
+        self._pending.append(chunk)
+        if chunk.text:
+            self._parts.append(chunk.text)
+            self._count += 1
+        elif chunk.tool_calls:
+            self._count += 1
