@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -35,9 +37,7 @@ def bench(session: nox.Session) -> None:
     """Run every benchmark in quick mode (pass --full via posargs for full runs)."""
     session.install("-e", ".[bench,test]")
     quick = [] if "--full" in session.posargs else ["--quick"]
-    for script in sorted(
-        p for p in __import__("pathlib").Path("benchmarks").glob("bench_*.py")
-    ):
+    for script in sorted(Path("benchmarks").glob("bench_*.py")):
         session.run("python", str(script), *quick)
 
 

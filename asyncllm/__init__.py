@@ -53,9 +53,18 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .cache import CacheClosed, CachePolicy, ResponseCache
+    from .providers import AnthropicProvider, OpenAICompatibleProvider, OpenAIProvider
 
 # The cache pulls in aiocache (and through it redis-py): ~150 ms that only cache users pay.
-_LAZY = {"CacheClosed": "cache", "CachePolicy": "cache", "ResponseCache": "cache"}
+# The drivers pull in aiohttp (~250 ms): loaded when first named.
+_LAZY = {
+    "AnthropicProvider": "providers",
+    "CacheClosed": "cache",
+    "CachePolicy": "cache",
+    "OpenAICompatibleProvider": "providers",
+    "OpenAIProvider": "providers",
+    "ResponseCache": "cache",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -71,6 +80,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AllProvidersFailed",
+    "AnthropicProvider",
     "AsyncLLMError",
     "AuthenticationFailed",
     "BadRequest",
@@ -100,6 +110,8 @@ __all__ = [
     "MetricsObserver",
     "ModelPrice",
     "OTelObserver",
+    "OpenAICompatibleProvider",
+    "OpenAIProvider",
     "Overloaded",
     "Prices",
     "ProviderError",

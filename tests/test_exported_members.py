@@ -7,7 +7,7 @@ import asyncllm
 
 def test_all_is_sorted_and_importable() -> None:
     names = [n for n in asyncllm.__all__ if n != "__version__"]
-    assert names == sorted(names)
+    assert names == sorted(names, key=lambda n: (n[0].islower(), n))
     for name in asyncllm.__all__:
         assert hasattr(asyncllm, name), name
 

@@ -9,22 +9,53 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError
 from ._base import BaseProvider, Provider, ProviderStream, StreamAccumulator
 from ._http import HttpResources
 
+if TYPE_CHECKING:
+    from ._anthropic import AnthropicProvider
+    from ._openai import OpenAIProvider
+    from ._openai_compatible import OpenAICompatibleProvider, lmstudio, ollama, vllm
+
 __all__ = [
+    "AnthropicProvider",
     "BaseProvider",
     "HttpResources",
+    "OpenAICompatibleProvider",
+    "OpenAIProvider",
     "Provider",
     "ProviderStream",
     "StreamAccumulator",
     "available_kinds",
+    "lmstudio",
+    "ollama",
     "register",
     "resolve",
+    "vllm",
 ]
+
+# Concrete drivers import aiohttp: load them when first named, not with the package.
+_LAZY = {
+    "AnthropicProvider": "._anthropic",
+    "OpenAIProvider": "._openai",
+    "OpenAICompatibleProvider": "._openai_compatible",
+    "lmstudio": "._openai_compatible",
+    "ollama": "._openai_compatible",
+    "vllm": "._openai_compatible",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 # kind -> "module:callable"; the callable is ``factory(*, name, model, **options)``.
 _REGISTRY: dict[str, str | Callable[..., Provider]] = {
