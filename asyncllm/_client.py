@@ -32,7 +32,6 @@ from ._hooks import (
     Limiter,
     NoBudget,
     NoObserver,
-    NoPricing,
     Observer,
     Pricing,
     ResponseCache,
@@ -52,11 +51,23 @@ from .orchestrator._request import run_complete
 from .orchestrator._runtime import ProviderSlot, Runtime, breaker_for, loop_time
 from .providers import HttpResources, Provider, resolve
 from .telemetry._log import CompositeObserver, LoggingObserver
+from .telemetry._metrics import MetricsObserver
 
 __all__ = ["Client", "ClientStream"]
 
 _CACHE_MODES = ("use", "bypass", "refresh")
 _DEFAULT_BREAKER = BreakerPolicy()
+
+
+def _default_pricing(budget: Budget | None) -> Pricing:
+    # Every response knows its cost: genai-prices' bundled table unless told otherwise,
+    # shared with the budget so both price alike.
+    shared = getattr(budget, "pricing", None)
+    if shared is not None:
+        return shared  # type: ignore[no-any-return]
+    from .cost import Prices
+
+    return Prices()
 
 
 def _positive(name: str, value: float | None) -> float | None:
@@ -80,11 +91,14 @@ class Client:
         breaker: Circuit breaker policy per provider; ``None`` turns breakers off.
         limits: Rate limiters keyed by provider name.
         budget: Spend budget checked before every attempt.
-        pricing: Prices responses (sets ``Response.cost_usd``).
+        pricing: Prices responses (sets ``Response.cost_usd``); by default genai-prices'
+            bundled table (:class:`~asyncllm.cost.Prices`), or the budget's prices.
         cache: Response cache in front of the orchestrator.
         observers: Telemetry observers (metrics, traces), called for every request and
             attempt.
         log: Add a :class:`~asyncllm.telemetry.LoggingObserver` (structured events).
+        metrics: Keep a :class:`~asyncllm.telemetry.MetricsObserver` (per provider and
+            model counters, latency quantiles, tokens, cost) in ``statistics()["metrics"]``.
         max_connections: Size of the shared HTTP connection pool.
         clock: Monotonic seconds for latency windows, breakers and budgets (default: the
             event loop's clock). Deadlines always use the event loop's clock.
@@ -106,6 +120,7 @@ class Client:
         cache: ResponseCache | None = None,
         observers: Sequence[Observer] = (),
         log: bool = True,
+        metrics: bool = True,
         max_connections: int = 512,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -135,6 +150,13 @@ class Client:
         ]
         chain: list[Observer] = [LoggingObserver()] if log else []
         chain.extend(observers)
+        # Metrics are cheap (a few µs a request): on by default, in client.statistics().
+        self._metrics: MetricsObserver | None = next(
+            (o for o in observers if isinstance(o, MetricsObserver)), None
+        )
+        if self._metrics is None and metrics:
+            self._metrics = MetricsObserver()
+            chain.append(self._metrics)
         observer: Observer = (
             NoObserver() if not chain else chain[0] if len(chain) == 1 else CompositeObserver(chain)
         )
@@ -142,7 +164,7 @@ class Client:
             slots,
             observer=observer,
             budget=budget if budget is not None else NoBudget(),
-            pricing=pricing if pricing is not None else NoPricing(),
+            pricing=pricing if pricing is not None else _default_pricing(budget),
             retry=retry if retry is not None else RetryPolicy(),
             clock=clock,
             attempt_timeout=_positive("attempt_timeout", attempt_timeout),
@@ -335,4 +357,9 @@ class Client:
         }
         if self._cache is not None:
             out["cache"] = self._cache.statistics()
+        if self._metrics is not None:
+            out["metrics"] = self._metrics.statistics()
+        budget_stats = getattr(rt.budget, "statistics", None)
+        if callable(budget_stats):
+            out["budget"] = budget_stats()
         return out

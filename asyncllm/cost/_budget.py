@@ -20,9 +20,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-import structlog
-
 from .._exceptions import BudgetExceeded, ConfigurationError
+from .._logging import get_logger
 from ._limit import NANO, BudgetAlert, SpendLimit, period_bounds, to_nano, to_nano_up
 from ._prices import DEFAULT_MAX_TOKENS, Prices, worst_case
 
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MemoryBudget"]
 
-_log = structlog.get_logger("asyncllm.budget")
+_log = get_logger("asyncllm.budget")
 
 
 class BudgetBase:

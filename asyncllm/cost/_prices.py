@@ -30,9 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from .._exceptions import ConfigurationError
+from .._logging import get_logger
 from .._types import Usage
 
 if TYPE_CHECKING:
@@ -51,7 +50,7 @@ LOCAL_KINDS = frozenset({"openai_compatible", "ollama", "vllm", "lmstudio"})
 
 _DEFAULT_PROVIDER_IDS: Mapping[str, str] = {"openai": "openai", "anthropic": "anthropic"}
 
-_log = structlog.get_logger("asyncllm.cost")
+_log = get_logger("asyncllm.cost")
 
 
 @dataclass(slots=True, frozen=True)

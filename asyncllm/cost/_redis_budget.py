@@ -22,9 +22,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import structlog
 
 from .._exceptions import BudgetExceeded, ConfigurationError
+from .._logging import get_logger
 from ._budget import BudgetBase
 from ._limit import NANO, AlertKind, BudgetAlert, SpendLimit, period_bounds, to_nano
 from ._redis_lua import PEEK, RESERVE, SETTLE
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BudgetUnavailable", "RedisBudget"]
 
-_log = structlog.get_logger("asyncllm.budget")
+_log = get_logger("asyncllm.budget")
 
 
 class BudgetUnavailable(BudgetExceeded):

@@ -12,8 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from .._logging import get_logger
 from ._histogram import LogHistogram
 
 if TYPE_CHECKING:
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MetricsObserver"]
 
-_log = structlog.get_logger("asyncllm.telemetry")
+_log = get_logger("asyncllm.telemetry")
 
 
 def error_type(error: BaseException) -> str:

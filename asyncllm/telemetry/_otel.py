@@ -32,9 +32,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from .._exceptions import ConfigurationError, redact
+from .._logging import get_logger
 from ._metrics import error_type
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["OTelObserver"]
 
-_log = structlog.get_logger("asyncllm.telemetry")
+_log = get_logger("asyncllm.telemetry")
 
 _DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
                      40.96, 81.92)  # fmt: skip
