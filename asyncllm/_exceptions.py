@@ -20,6 +20,7 @@
     ├── DeadlineExceeded              the logical request's deadline passed
     ├── CircuitOpen                   the provider's breaker is open (retryable elsewhere)
     ├── BudgetExceeded                a budget cannot fit the request's worst-case cost
+    ├── LimiterUnavailable            a shared rate limiter's store (Redis) cannot be reached
     └── AllProvidersFailed            every attempt failed; also an ExceptionGroup of them
 
 ``retryable`` says whether the *same request* may succeed when tried again (on this provider
@@ -51,6 +52,7 @@ __all__ = [
     "ContextWindowExceeded",
     "DeadlineExceeded",
     "InvalidRequestError",
+    "LimiterUnavailable",
     "MalformedResponse",
     "Overloaded",
     "ProviderError",
@@ -243,6 +245,29 @@ class BudgetExceeded(AsyncLLMError):
         self.budget = budget
         self.requested_usd = requested_usd
         self.remaining_usd = remaining_usd
+
+
+class LimiterUnavailable(AsyncLLMError):
+    """A shared rate limiter could not reach its store (Redis), so no slot was taken.
+
+    The limiter fails closed: no request goes out that its shared budget did not count.
+    ``retryable`` is True (the same request may succeed once the store is back), but it is
+    not a provider failure, so the orchestrator neither retries it nor falls over to
+    another provider: the logical request fails with this error at once, as it does with
+    :class:`~asyncllm.cost.BudgetUnavailable`. Retry at the application level if you wish.
+
+    Attributes:
+        limiter: The limiter's name (usually the provider name).
+        reason: The class name of the underlying error (never its message: it may name
+            hosts, and a URL can carry a password).
+    """
+
+    retryable = True
+
+    def __init__(self, limiter: str, reason: str) -> None:
+        super().__init__(f"rate limiter {limiter!r} is unavailable ({reason}); request refused")
+        self.limiter = limiter
+        self.reason = reason
 
 
 class AllProvidersFailed(AsyncLLMError, ExceptionGroup[Exception]):

@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 __all__ = ["ResponseCache"]
 
 _MODES = ("use", "bypass", "refresh")
+#: Longest wait, on exit, for writes of answers already delivered (in-process backends
+#: write at once; network backends are bounded by their ``op_timeout``).
+_CLOSE_GRACE = 1.0
 
 
 class ResponseCache:
@@ -147,8 +150,17 @@ class ResponseCache:
         tg, self._tg = self._tg, None
         try:
             if tg is not None:
-                # Shared calls still running are cancelled: their waiters get CacheClosed.
-                tg.cancel_scope.cancel()
+                # Shared calls and streams still running are cancelled: their waiters get
+                # CacheClosed. Answers already delivered are still being written to the
+                # backend (after their waiters got them): those writes finish, so the last
+                # answers before a shutdown are not lost to the cache. Each write is bounded
+                # by ``op_timeout``; the deadline is only a backstop.
+                for flight in list(self._flights.values()):
+                    flight.scope.cancel()
+                for stream in list(self._sharing.flights.values()):
+                    stream.scope.cancel()
+                grace = self._store.op_timeout or _CLOSE_GRACE
+                tg.cancel_scope.deadline = anyio.current_time() + grace
                 await tg.__aexit__(None, None, None)
         finally:
             await self.aclose()

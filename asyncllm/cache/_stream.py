@@ -47,9 +47,15 @@ def _attr(obj: object, name: str) -> str | None:
 
 
 def _response(upstream: object, acc: StreamAccumulator, route: Route) -> Response:
+    inner = getattr(upstream, "response", None)
+    if isinstance(inner, Response) and inner.finish_reason is not None:
+        # The orchestrator's own response, assembled from these same chunks: it also
+        # carries what the wire does not show (cost, request id, rate limits), which the
+        # leader's caller must see as it would without a cache. (Stored copies and
+        # followers' copies drop those per-request fields.)
+        return inner
     # Text, chunks, tool calls, usage and finish reason are what was seen on the wire; who
     # answered comes from the stream when it says so (a fallback may have answered).
-    inner = getattr(upstream, "response", None)
     provider = (
         _attr(inner, "provider") or _attr(upstream, "provider") or (route[0][0] if route else "")
     )

@@ -4,12 +4,14 @@
 - :class:`RateLimiter`: in-process, one FIFO queue across requests, tokens and concurrency.
 - :class:`RedisRateLimiter`: the same budget shared by processes through Redis.
 - :func:`limiter`: builds the right one from a ``RateLimit``, a mapping or keywords.
+- :class:`LimiterUnavailable`: a shared limiter could not reach Redis (it fails closed).
 
 See ``docs/limits.md``.
 """
 
 from __future__ import annotations
 
+from .._exceptions import LimiterUnavailable
 from ._common import reservation_tokens, usage_tokens
 from ._config import RateLimit
 from ._factory import limiter
@@ -17,6 +19,7 @@ from ._limiter import RateLimiter, RatePermit
 from ._redis import RedisPermit, RedisRateLimiter
 
 __all__ = [
+    "LimiterUnavailable",
     "RateLimit",
     "RateLimiter",
     "RatePermit",

@@ -9,6 +9,12 @@ large one (the same order the provider would see).
 Waking is event driven: when the head is blocked by time (a bucket or a pause) one timer is
 armed for the moment it fits; when it is blocked by concurrency, the next release wakes it.
 Nothing polls.
+
+A release hands its slot on at the event loop's next step, not synchronously: the feedback
+the releasing attempt brings back (a 429's ``pause``, rate-limit headers for ``observe``) is
+recorded by its caller right *after* it leaves the permit, and must apply to the next
+waiter. Handing the slot on at once would send that waiter out into the very 429 that just
+came back.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ class Lane:
         "wait_max",
         "wait_total",
         "waiting",
+        "wake_scheduled",
     )
 
     def __init__(self, config: RateLimit, clock: Clock) -> None:
@@ -84,6 +91,7 @@ class Lane:
         self.queue: deque[Waiter] = deque()
         self.waiting = 0  # live waiters; cancelled ones leave the deque lazily
         self.timer: asyncio.TimerHandle | None = None
+        self.wake_scheduled = False
         self.last_header_at = -math.inf
         # statistics
         self.acquired = 0
@@ -149,8 +157,10 @@ class Lane:
                 if self.tokens is not None:
                     self.tokens.leak(now)
                     self.tokens.take(used - reserved)
-        if self.waiting:
-            self.wake()
+        if self.waiting and not self.wake_scheduled:
+            # At the loop's next step: see the module docstring (feedback comes after exit).
+            self.wake_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_wake)
 
     def enqueue(self, waiter: Waiter) -> None:
         """Join the queue; the first live waiter arms the wake-up itself."""
@@ -165,6 +175,10 @@ class Lane:
         self.waiting -= 1
         if self.queue and self.queue[0] is waiter:
             self.wake()
+
+    def _scheduled_wake(self) -> None:
+        self.wake_scheduled = False
+        self.wake()
 
     def wake(self) -> None:
         """Admit waiters from the head while they fit, then arm one timer for the next."""

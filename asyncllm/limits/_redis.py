@@ -22,8 +22,10 @@ Choices, and why:
   load; otherwise the exiting task sends it itself, shielded from cancellation. If Redis
   is unreachable at exit, the update stays pending for the next call rather than failing a
   request that already succeeded. Other processes see a pause in their next reply.
-- **Failures**: an unreachable Redis makes ``acquire`` raise redis-py's error (failing
-  closed: no request goes out unaccounted).
+- **Failures**: an unreachable Redis (or any Redis or socket error on the way) makes
+  ``acquire`` raise :class:`~asyncllm.LimiterUnavailable`, chained to redis-py's error
+  (failing closed: no request goes out unaccounted). The orchestrator does not fall over on
+  it: the logical request fails with it at once, as with an unreachable budget.
 - **Cost**: one round trip per admission, plus one per release when nobody waits locally.
   Each call runs in a short task behind both an anyio and an asyncio shield, so even a bare
   ``task.cancel()`` cannot leave it unknown whether a slot was granted or a refund applied.
@@ -40,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, LimiterUnavailable
 from .._types import RateLimitInfo, Usage
 from ._common import check_tokens, usage_tokens
 from ._config import RateLimit
@@ -55,6 +57,20 @@ if TYPE_CHECKING:
 __all__ = ["RedisRateLimiter"]
 
 _MIN_SLEEP = 0.001
+
+
+def _store_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the Redis store could not be used (down, slow, refusing)."""
+    if isinstance(exc, OSError):  # socket errors (asyncio.TimeoutError is an OSError too)
+        return True
+    from redis.exceptions import RedisError  # imported already: a script call was made
+
+    return isinstance(exc, RedisError)
+
+
+def _reason(exc: BaseException) -> str:
+    # The class name only: redis-py's messages name the host and port.
+    return type(exc).__name__
 
 
 class RedisPermit:
@@ -211,8 +227,12 @@ class RedisRateLimiter:
         )
         try:
             raw = await self._redis()(keys=lane.keys, args=(op, numbers, lease, *batch.leases))
-        except BaseException:
+        except BaseException as exc:
             lane.pending.merge(batch)
+            if _store_error(exc):
+                raise LimiterUnavailable(
+                    self.name or str(self.config.redis_key), _reason(exc)
+                ) from exc
             raise
         f = raw.split()
         reply = {
@@ -340,6 +360,7 @@ class RedisRateLimiter:
 
         Raises:
             InvalidRequestError: if ``tokens`` is not an integer >= 0.
+            LimiterUnavailable: on entry, when Redis cannot be reached (fails closed).
         """
         return RedisPermit(self, check_tokens(tokens), model)
 
@@ -397,7 +418,11 @@ class RedisRateLimiter:
 
     async def fetch_statistics(self, *models: str) -> dict[str, Any]:
         """Read the shared levels from Redis (for ``models``, default: all used so far),
-        sending any pending feedback, then return :meth:`statistics`."""
+        sending any pending feedback, then return :meth:`statistics`.
+
+        Raises:
+            LimiterUnavailable: when Redis cannot be reached.
+        """
         for model in models:
             self._lane(model)
         for lane in list(self._lanes.values()):

@@ -274,15 +274,19 @@ async def test_release_rides_on_the_waiting_heads_next_call(make: Factory) -> No
     assert s["models"]["*"]["in_flight_shared"] == 0 and s["in_flight"] == 0
 
 
-async def test_unreachable_redis_fails_acquire_with_the_redis_error(redis_url: str) -> None:
+async def test_unreachable_redis_fails_acquire_with_a_typed_error(redis_url: str) -> None:
     from _redis import free_port
     from redis.exceptions import ConnectionError as RedisConnectionError
 
+    from asyncllm.limits import LimiterUnavailable
+
     lim = RedisRateLimiter(rpm=10, url=f"redis://127.0.0.1:{free_port()}/0", key="nowhere")
     try:
-        with anyio.fail_after(5), pytest.raises(RedisConnectionError):
+        with anyio.fail_after(5), pytest.raises(LimiterUnavailable) as info:
             async with lim.acquire(1, model="m"):
                 pass
+        assert isinstance(info.value.__cause__, RedisConnectionError)
+        assert info.value.retryable and info.value.limiter == "nowhere"
         assert lim.statistics()["waiting"] == 0 and lim.statistics()["in_flight"] == 0
     finally:
         await lim.aclose()
