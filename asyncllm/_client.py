@@ -47,7 +47,7 @@ from .orchestrator._policy import (
     StrategyLike,
     coerce_strategy,
 )
-from .orchestrator._request import run_complete
+from .orchestrator._request import report_cache_hit, run_complete
 from .orchestrator._runtime import ProviderSlot, Runtime, breaker_for, loop_time
 from .providers import HttpResources, Provider, resolve
 from .telemetry._log import CompositeObserver, LoggingObserver
@@ -282,13 +282,16 @@ class Client:
         rt = self._rt
         if self._cache is None:
             return await run_complete(rt, request, strat, deadline)
-        return await self._cache.complete(
+        response = await self._cache.complete(
             request,
             self.route(request),
             lambda: run_complete(rt, request, strat, deadline),
             mode=cache,
             ttl=cache_ttl,
         )
+        if response.cached:
+            report_cache_hit(rt, request, response, stream=False)
+        return response
 
     def stream(
         self,

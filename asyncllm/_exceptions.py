@@ -158,7 +158,15 @@ class ProviderTimeout(ProviderError, TimeoutError):
 
 
 class ConnectionFailed(ProviderError):
-    """The connection could not be made or was lost before a response began."""
+    """The connection could not be made, or was lost.
+
+    Attributes:
+        response_started: True when the connection broke after the provider had answered
+            (status line received): the provider may have generated, and billed, the
+            answer. False when nothing reached the provider's model.
+    """
+
+    response_started: bool = False
 
 
 class MalformedResponse(ProviderError):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from .._hooks import CacheMode
 from ..providers import StreamAccumulator
-from ._request import StreamRun
+from ._request import StreamRun, report_cache_hit
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -143,3 +143,5 @@ class ClientStream:
             response = self._acc.response(provider=route[0][0], model=route[0][2])
             response.cached = self._run is None
             self._response = response
+            if response.cached:
+                report_cache_hit(self._client._rt, self.request, response, stream=True)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._exceptions import BudgetExceeded
 from .._hooks import AttemptRole
 from ._attempt import run_attempt
 from ._policy import Hedge, Race
@@ -166,6 +167,13 @@ class Engine:
         if self.winner is not None:
             return  # decided already: nothing to replace, nothing to raise
         if not fails_over(exc):
+            if isinstance(exc, BudgetExceeded) and self.in_flight > 0:
+                # An extra leg (a backup, or a race's other entrant) the budget cannot fit:
+                # go on with the legs already running and start no more. Only when no leg
+                # is left does the refusal decide the request.
+                self.call.errors.append(exc)
+                self.hedges_left = 0
+                return
             self.fatal = exc
             self._cancel_others(None, lost=False)
             return

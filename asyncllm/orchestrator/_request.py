@@ -19,10 +19,10 @@ import anyio
 from .._exceptions import DeadlineExceeded
 from .._hooks import RequestInfo
 from ._concurrent import Engine
-from ._context import bind_request_id, unbind_request_id
+from ._context import bind_request_id, new_request_id, unbind_request_id
 from ._fallback import SequentialStream, complete_fallback
 from ._policy import Fallback, Hedge
-from ._runtime import Call
+from ._runtime import Call, loop_time
 from ._stream_race import ConcurrentStream
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._policy import Strategy
     from ._runtime import Runtime
 
-__all__ = ["StreamRun", "run_complete"]
+__all__ = ["StreamRun", "report_cache_hit", "run_complete"]
 
 
 def _sequential(rt: Runtime, strategy: Strategy) -> bool:
@@ -162,3 +162,16 @@ class StreamRun:
         if self._binding is not None:
             unbind_request_id(self._binding)
             self._binding = None
+
+
+def report_cache_hit(rt: Runtime, request: ChatRequest, response: Response, stream: bool) -> None:
+    """Tell the observers about a request the cache answered (no attempt was made).
+
+    The cache sits in front of the orchestrator, so without this, metrics, logs and traces
+    would never hear of hits.
+    """
+    info = RequestInfo(new_request_id(), request, "cache", stream, loop_time())
+    response.request_id = info.request_id
+    observer = rt.observer
+    observer.request_started(info)
+    observer.request_finished(info, response, None)

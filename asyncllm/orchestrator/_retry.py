@@ -48,8 +48,9 @@ def trips_breaker(exc: BaseException) -> bool:
 
 
 def not_billed(exc: BaseException) -> bool:
-    """True when the attempt surely generated nothing (an error status at open)."""
-    return isinstance(exc, _STATUS_ERRORS)
+    """True when the attempt surely generated nothing (an error status at open, or a
+    connection that failed before any response)."""
+    return isinstance(exc, _STATUS_ERRORS) and not getattr(exc, "response_started", False)
 
 
 def retry_after_of(exc: BaseException) -> float | None:

@@ -147,7 +147,12 @@ class Endpoint:
             data = await resp.read()
         except Exception as exc:
             resp.close()
-            raise transport_error(exc, provider=self.provider, model=model) from exc
+            err = transport_error(exc, provider=self.provider, model=model)
+            if isinstance(err, ConnectionFailed):
+                # The provider answered 200 and generated the text; only its delivery broke.
+                # That attempt is billed: it must not look like a failed connect.
+                err.response_started = True
+            raise err from exc
         resp.release()
         try:
             obj = orjson.loads(data)
@@ -285,6 +290,8 @@ class NativeStream:
                 self._eof = True
                 return
             err = transport_error(exc, provider=self._endpoint.provider, model=self.model)
+            if isinstance(err, ConnectionFailed):
+                err.response_started = True  # after a 200: the provider may have billed it
             err.__cause__ = exc
             self._error = err
             return

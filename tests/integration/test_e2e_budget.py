@@ -163,11 +163,6 @@ async def test_budget_holds_under_hedging_and_retries(looptime: Any) -> None:
     assert math.isclose(day["refusals"], counters["attempts"] - day["reservations"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect in orchestrator/_concurrent.py: a hedge leg refused by the budget is "
-    "treated as fatal and cancels the healthy primary (see the integration report)",
-)
 async def test_a_hedge_the_budget_cannot_fit_does_not_kill_the_primary(looptime: Any) -> None:
     """The primary fits the budget, a backup would not: the request should go on with the
     primary (the hedge is an optional extra), not fail with BudgetExceeded."""
