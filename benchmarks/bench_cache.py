@@ -25,20 +25,16 @@ import json
 import logging
 import os
 import platform
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import structlog
+from _common import RESULTS, per_op_us, redis_server, write_json
 
 from asyncllm import ChatRequest, Response
 from asyncllm._types import build_request
@@ -74,24 +70,6 @@ def typical_request(i: int = 0) -> ChatRequest:
             ],
         },
     )
-
-
-async def per_op_us(
-    fns: dict[str, Callable[[], Awaitable[Any]]], n: int, rounds: int
-) -> dict[str, float]:
-    """Median over ``rounds`` of the mean time of ``n`` sequential awaits, in microseconds.
-
-    The functions take turns within each round, so a noisy neighbour slows them alike and
-    the ratios stay meaningful on a busy machine.
-    """
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t0 = time.perf_counter_ns()
-            for _ in range(n):
-                await fn()
-            samples[name].append((time.perf_counter_ns() - t0) / n / 1000)
-    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def sync_per_op_us(fn: Callable[[], Any], n: int, rounds: int) -> float:
@@ -169,44 +147,11 @@ async def bench_simulator(n: int, rounds: int) -> dict[str, float]:
             await http.aclose()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def redis_server() -> Iterator[str | None]:
-    """A throwaway loopback redis-server; ``None`` when the binary is not installed."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        yield None
-        return
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", tmp],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 async def bench_redis(url: str, n: int, rounds: int) -> dict[str, float]:
     import redis.asyncio as aioredis
 
-    raw = aioredis.Redis.from_url(url)
+    raw = aioredis.Redis.from_url(url)  # redis_server() yields once the server answers
     try:
-        for _ in range(250):  # wait for the server to accept connections
-            try:
-                await raw.ping()
-                break
-            except Exception:
-                await anyio.sleep(0.02)
         request = typical_request()
         provider = FakeProvider(model="gpt-4o-mini")
 
@@ -262,13 +207,12 @@ if __name__ == "__main__":
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path(__file__).parent / "results" / "bench_cache.json",
+        default=RESULTS / "bench_cache.json",
         help="where to write the JSON report",
     )
     args = parser.parse_args()
     with redis_server() as url:
         report = anyio.run(main, args.quick, url)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)
     print(json.dumps(report["results"], indent=2))
     print(f"written to {args.out}")

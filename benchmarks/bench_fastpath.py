@@ -24,73 +24,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import importlib.util
 import json
 import os
 import platform
 import pstats
-import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
-
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _common import ROOT, simulator_process, timed_slice
 from _fastpath_clients import CONCURRENCY, Contestant, all_contestants
 from _fastpath_report import write_report
 
-ROOT = Path(__file__).resolve().parent.parent
 T0 = time.perf_counter()
 #: mode -> (method, size). "long" is a stream of ``LONG`` chunks (fewer in --quick).
 MODES = {"complete": ("complete", 16), "stream1": ("stream", 1), "long": ("stream", 65)}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pin(pid: int, cpu: int) -> bool:
-    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
-        return False
-    try:
-        os.sched_setaffinity(pid, {cpu})
-    except OSError:
-        return False
-    return True
-
-
-def start_simulator() -> tuple[subprocess.Popen[str], str, bool]:
-    """``asyncllm simulate`` in its own process, on the other core."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "asyncllm.cli",
-            "simulate",
-            "--port",
-            str(port),
-            "--output-tokens",
-            "65",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    base = proc.stdout.readline().strip()
-    if not base.startswith("http://"):
-        proc.kill()
-        raise RuntimeError(f"simulator did not start: {base!r}")
-    return proc, base, _pin(proc.pid, 1)
 
 
 def import_times(runs: int, with_litellm: bool) -> dict[str, float]:
@@ -117,29 +71,14 @@ async def measure(c: Contestant, mode: str, seconds: float, long: int = 65) -> d
     method, size = MODES[mode]
     if mode == "long":
         size = long
-    call: Callable[[int], Awaitable[int]] = getattr(c, method)
-    expected = size
-    loop = asyncio.get_running_loop()
-    count = 0
-    wrong = 0
-    stop = 0.0
-
-    async def worker() -> None:
-        nonlocal count, wrong
-        while loop.time() < stop:
-            got = await call(size)
-            count += 1
-            wrong += got != expected
-
-    gc.collect()
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    stop = loop.time() + seconds
-    async with anyio.create_task_group() as tg:
-        for _ in range(CONCURRENCY):
-            tg.start_soon(worker)
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
-    if wrong:
-        raise RuntimeError(f"{c.name} {mode}: {wrong}/{count} answers had the wrong size")
+    count, cpu, wall = await timed_slice(
+        getattr(c, method),
+        (size,),
+        expected=size,
+        seconds=seconds,
+        concurrency=CONCURRENCY,
+        label=f"{c.name} {mode}",
+    )
     return {"n": count, "cpu_s": cpu, "wall_s": wall}
 
 
@@ -227,13 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     args.seconds = args.seconds or (0.15 if args.quick else 0.6)
     args.long = 17 if args.quick else 65
 
-    pinned_self = _pin(0, 0)
-    sim, base, pinned_sim = start_simulator()
-    try:
+    with simulator_process("--output-tokens", "65") as (base, pinned):
         results = asyncio.run(run(args, base))
-    finally:
-        sim.terminate()
-        sim.wait(timeout=10)
     if args.profile:
         return 0
     imports = import_times(1 if args.quick else 3, with_litellm=not args.quick)
@@ -242,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        "pinned": pinned_self and pinned_sim,
+        "pinned": pinned,
         "rounds": args.rounds,
         "seconds_per_measurement": args.seconds,
         "concurrency": CONCURRENCY,

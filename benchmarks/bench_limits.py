@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -39,16 +36,15 @@ from typing import Any
 
 import anyio
 import orjson
+from _common import RESULTS, ROOT, per_op_us, redis_server, write_json
 
 from asyncllm import Usage
 from asyncllm._hooks import NoLimiter
 from asyncllm.limits import RateLimiter, RedisRateLimiter
 from asyncllm.testing import Simulator
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "limits")]
-from _redis import redis_server  # noqa: E402
-from limits_load import LoadResult, client_map  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests" / "limits"))
+from limits_load import LoadResult, client_map
 
 RPM, TPM, PERIOD = 600, 60_000, 1.0
 USAGE = Usage(input_tokens=90, output_tokens=10)
@@ -56,13 +52,7 @@ USAGE = Usage(input_tokens=90, output_tokens=10)
 
 async def cpu_us(body: Callable[[], Awaitable[None]], n: int, rounds: int) -> float:
     """Median CPU microseconds per iteration of ``body`` (run ``n`` times per round)."""
-    samples = []
-    for _ in range(rounds):
-        t0 = time.process_time()
-        for _ in range(n):
-            await body()
-        samples.append((time.process_time() - t0) / n * 1e6)
-    return statistics.median(samples)
+    return (await per_op_us({"": body}, n, rounds, clock=time.process_time_ns))[""]
 
 
 async def bench_cpu(n: int, rounds: int) -> dict[str, float]:
@@ -271,12 +261,12 @@ async def main(quick: bool) -> dict[str, Any]:
         "cpu": await bench_cpu(n, rounds),
         "rate_memory": await bench_rate_memory(scale),
     }
-    if shutil.which("redis-server"):
-        with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as url:
+    with redis_server() as url:
+        if url is None:
+            results["rate_redis"] = "skipped: redis-server not installed"
+        else:
             results["cpu"] |= await bench_redis_cpu(url, n // 10, rounds)
             results["rate_redis"] = await bench_rate_redis(url, scale)
-    else:
-        results["rate_redis"] = "skipped: redis-server not installed"
     return results
 
 
@@ -308,10 +298,9 @@ def report(r: dict[str, Any]) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer iterations")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/bench_limits.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "bench_limits.json")
     ns = ap.parse_args()
     results = anyio.run(main, ns.quick)
     report(results)
-    ns.out.parent.mkdir(parents=True, exist_ok=True)
-    ns.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(ns.out, results)
     print(f"written to {ns.out}")

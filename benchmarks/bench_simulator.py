@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from _common import free_port
 
 _BASELINE = textwrap.dedent(
     """
@@ -45,12 +45,6 @@ _BASELINE = textwrap.dedent(
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
     """
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _body(stream: bool) -> dict[str, object]:
@@ -132,7 +126,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=32)
     args = ap.parse_args()
-    sim_port, base_port = _free_port(), _free_port()
+    sim_port, base_port = free_port(), free_port()
     sim = subprocess.Popen(
         [sys.executable, "-m", "asyncllm.cli", "simulate", "--port", str(sim_port)],
         stdout=subprocess.DEVNULL,

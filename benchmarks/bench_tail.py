@@ -28,17 +28,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
-import socket
-import subprocess
-import sys
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import anyio
+from _common import RESULTS, ROOT, simulator_process, write_json
 
 from asyncllm import Client
 from asyncllm.orchestrator import Hedge
@@ -46,55 +44,15 @@ from asyncllm.providers import Provider
 from asyncllm.providers._openai_compatible import OpenAICompatibleProvider
 from asyncllm.testing import FakeProvider, FakeReply, heavy_tail
 
-ROOT = Path(__file__).resolve().parent.parent
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pin(pid: int, cpu: int) -> bool:
-    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
-        return False
-    try:
-        os.sched_setaffinity(pid, {cpu})
-    except OSError:
-        return False
-    return True
-
-
-def start_simulator(base: float, seed: int) -> tuple[subprocess.Popen[str], str]:
-    """``asyncllm simulate --heavy-tail`` in its own process."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "asyncllm.cli",
-            "simulate",
-            "--port",
-            str(port),
-            "--latency",
-            str(base),
-            "--heavy-tail",
-            "--output-tokens",
-            "8",
-            "--seed",
-            str(seed),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http://"):
-        proc.kill()
-        raise RuntimeError(f"simulator did not start: {url!r}")
-    _pin(proc.pid, 1)
-    _pin(os.getpid(), 0)
-    return proc, url
+def simulator(args: argparse.Namespace) -> AbstractContextManager[tuple[str | None, bool]]:
+    """``asyncllm simulate --heavy-tail`` in its own process (nothing with ``--fake``)."""
+    if args.fake:
+        return nullcontext((None, False))
+    return simulator_process(
+        "--latency", str(args.base), "--heavy-tail", "--output-tokens", "8",
+        "--seed", str(args.seed),
+    )  # fmt: skip
 
 
 def make_provider(name: str, url: str | None, base: float, seed: int) -> Provider:
@@ -154,8 +112,7 @@ def summarize(
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    proc, url = (None, None) if args.fake else start_simulator(args.base, args.seed)
-    try:
+    with simulator(args) as (url, _):
         plain = Client(make_provider("plain", url, args.base, args.seed), log=False)
         hedge = Hedge()  # adaptive p95, max 2 attempts, 5% budget: the defaults
         hedged = Client(
@@ -187,10 +144,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     before["hedged"],
                 ),
             ]
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=10)
     return {
         "benchmark": "bench_tail",
         "setup": {
@@ -248,12 +201,11 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fake", action="store_true", help="in-process fake, no HTTP")
     parser.add_argument("--quick", action="store_true", help="1000 requests per config")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/bench_tail.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "bench_tail.json")
     args = parser.parse_args()
     if args.quick:
         args.requests = 1000
     report = asyncio.run(main(args))
     print_table(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)
     print(f"\nwrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")

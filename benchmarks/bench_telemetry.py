@@ -40,6 +40,7 @@ from typing import Any
 
 import anyio
 import structlog
+from _common import RESULTS, write_json
 
 from asyncllm import ChatRequest, Message, Response, Usage
 from asyncllm._hooks import AttemptInfo, NoBudget, NoObserver, NoPricing, RequestInfo
@@ -189,9 +190,7 @@ def with_overheads(best: dict[str, float]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer requests and rounds")
-    ap.add_argument(
-        "--out", default=str(Path(__file__).parent / "results" / "bench_telemetry.json")
-    )
+    ap.add_argument("--out", type=Path, default=RESULTS / "bench_telemetry.json")
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     n, rounds = (2_000, 3) if args.quick else (20_000, 7)
@@ -215,9 +214,7 @@ def main() -> None:
     else:
         result["client"] = "skipped: this Client does not take observers/budget/pricing yet"
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(json.dumps(result, indent=2))
 
 

@@ -18,11 +18,11 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from .._exceptions import BudgetExceeded, ConfigurationError
 from .._logging import get_logger
-from ._limit import NANO, BudgetAlert, SpendLimit, period_bounds, to_nano, to_nano_up
+from ._limit import NANO, AlertKind, BudgetAlert, SpendLimit, period_bounds, to_nano, to_nano_up
 from ._prices import DEFAULT_MAX_TOKENS, Prices, worst_case
 
 if TYPE_CHECKING:
@@ -32,6 +32,14 @@ if TYPE_CHECKING:
 __all__ = ["MemoryBudget"]
 
 _log = get_logger("asyncllm.budget")
+
+
+class BucketRef(Protocol):
+    """What an alert names of a bucket (a memory bucket or a Redis target)."""
+
+    limit: SpendLimit
+    key: str
+    period_start: float
 
 
 class BudgetBase:
@@ -116,6 +124,23 @@ class BudgetBase:
             if key is not None:
                 out.append((lim, key))
         return out
+
+    def _bucket_alert(
+        self, kind: AlertKind, b: BucketRef, threshold: float | None, spent_nano: int
+    ) -> None:
+        """Raise the ``kind`` alert of bucket ``b`` (see :meth:`_alert`)."""
+        self._alert(
+            BudgetAlert(
+                kind=kind,
+                budget=self.name,
+                limit=str(b.limit.name),
+                bucket=b.key,
+                threshold=threshold,
+                spent_usd=spent_nano / NANO,
+                limit_usd=b.limit.usd,
+                period_start=b.period_start,
+            )
+        )
 
     def _alert(self, alert: BudgetAlert) -> None:
         _log.warning(
@@ -210,15 +235,17 @@ class _Bucket:
         }
 
 
-class _MemoryReservation:
-    """The context manager :meth:`MemoryBudget.reserve` returns."""
+class ReservationBase:
+    """What every budget's reservation shares: the attempt, its worst case, its real cost.
 
-    __slots__ = ("_amount", "_args", "_buckets", "_budget", "_cost", "_settled")
+    Args:
+        args: The attempt: ``(request, provider, kind, model, local)``.
+    """
 
-    def __init__(self, budget: MemoryBudget, args: tuple[ChatRequest, str, str, str, bool]):
-        self._budget = budget
+    __slots__ = ("_amount", "_args", "_cost", "_settled")
+
+    def __init__(self, args: tuple[ChatRequest, str, str, str, bool]) -> None:
         self._args = args
-        self._buckets: list[_Bucket] = []
         self._amount = 0
         self._cost: float | None = None
         self._settled = False
@@ -232,6 +259,21 @@ class _MemoryReservation:
         """Record the real cost (``None``: unknown, keep the worst case)."""
         self._cost = cost_usd
         self._settled = cost_usd is not None
+
+    def _booked_nano(self) -> int:
+        """What to book as spent: the settled cost, else the worst case reserved."""
+        return to_nano(self._cost) if self._settled and self._cost is not None else self._amount
+
+
+class _MemoryReservation(ReservationBase):
+    """The context manager :meth:`MemoryBudget.reserve` returns."""
+
+    __slots__ = ("_buckets", "_budget")
+
+    def __init__(self, budget: MemoryBudget, args: tuple[ChatRequest, str, str, str, bool]):
+        super().__init__(args)
+        self._budget = budget
+        self._buckets: list[_Bucket] = []
 
     async def __aenter__(self) -> _MemoryReservation:
         # No await: the check and the reservation are one atomic step on the event loop.
@@ -289,7 +331,7 @@ class MemoryBudget(BudgetBase):
                 b.refusals += 1
                 if not b.refused_alerted:
                     b.refused_alerted = True
-                    self._alert(self._make_alert(b, "refused", None))
+                    self._bucket_alert("refused", b, None, b.spent)
                 remaining = max(0, b.limit_nano - b.spent - b.reserved) / NANO
                 raise BudgetExceeded(f"{self.name}:{key}", amount / NANO, remaining)
             buckets.append(b)
@@ -303,7 +345,7 @@ class MemoryBudget(BudgetBase):
         buckets, r._buckets = r._buckets, []
         if not buckets:
             return
-        cost = to_nano(r._cost) if r._settled and r._cost is not None else r._amount
+        cost = r._booked_nano()
         now = self._clock()
         for b in buckets:
             b.reserved -= r._amount
@@ -319,21 +361,7 @@ class MemoryBudget(BudgetBase):
             reached = b.spent >= t * b.limit_nano
             if reached and t not in b.fired:
                 b.fired.add(t)
-                self._alert(self._make_alert(b, "threshold", t))
-
-    def _make_alert(
-        self, b: _Bucket, kind: Literal["threshold", "refused"], t: float | None
-    ) -> BudgetAlert:
-        return BudgetAlert(
-            kind=kind,
-            budget=self.name,
-            limit=str(b.limit.name),
-            bucket=b.key,
-            threshold=t,
-            spent_usd=b.spent / NANO,
-            limit_usd=b.limit.usd,
-            period_start=b.period_start,
-        )
+                self._bucket_alert("threshold", b, t, b.spent)
 
     def statistics(self) -> dict[str, Any]:
         """Per bucket: spent, reserved, remaining, refusals, reservations, period start."""

@@ -25,8 +25,8 @@ import anyio
 
 from .._exceptions import BudgetExceeded, ConfigurationError
 from .._logging import get_logger
-from ._budget import BudgetBase
-from ._limit import NANO, AlertKind, BudgetAlert, SpendLimit, period_bounds, to_nano
+from ._budget import BudgetBase, ReservationBase
+from ._limit import NANO, SpendLimit, period_bounds
 from ._redis_lua import PEEK, RESERVE, SETTLE
 
 if TYPE_CHECKING:
@@ -59,29 +59,16 @@ class _Target:
         self.window = limit.rolling or 0.0
 
 
-class _RedisReservation:
+class _RedisReservation(ReservationBase):
     """The context manager :meth:`RedisBudget.reserve` returns."""
 
-    __slots__ = ("_amount", "_args", "_budget", "_cost", "_id", "_settled", "_targets")
+    __slots__ = ("_budget", "_id", "_targets")
 
     def __init__(self, budget: RedisBudget, args: tuple[ChatRequest, str, str, str, bool]):
+        super().__init__(args)
         self._budget = budget
-        self._args = args
         self._targets: list[_Target] = []
-        self._amount = 0
         self._id = ""
-        self._cost: float | None = None
-        self._settled = False
-
-    @property
-    def amount_usd(self) -> float:
-        """The worst-case cost reserved, USD."""
-        return self._amount / NANO
-
-    def settle(self, cost_usd: float | None) -> None:
-        """Record the real cost (``None``: unknown, keep the worst case)."""
-        self._cost = cost_usd
-        self._settled = cost_usd is not None
 
     async def __aenter__(self) -> _RedisReservation:
         await self._budget._take(self)
@@ -198,9 +185,9 @@ class RedisBudget(BudgetBase):
             t = targets[i]
             self._remember(t, reply[2])
             self._local["refusals"] += 1
-            if int(reply[3]) == 1:
-                self._alert(self._make_alert(t, "refused", None, int(reply[2][0])))
             spent, reserved = int(reply[2][0]), int(reply[2][1])
+            if int(reply[3]) == 1:
+                self._bucket_alert("refused", t, None, spent)
             remaining = max(0, round(t.limit.usd * NANO) - spent - reserved) / NANO
             raise BudgetExceeded(f"{self.name}:{t.key}", amount / NANO, remaining)
         for t, s in zip(targets, reply[2:], strict=True):
@@ -210,7 +197,7 @@ class RedisBudget(BudgetBase):
 
     async def _give_back(self, r: _RedisReservation) -> None:
         targets, r._targets = r._targets, []
-        cost = to_nano(r._cost) if r._settled and r._cost is not None else r._amount
+        cost = r._booked_nano()
         now = self._clock()
         keys = [k for t in targets for k in t.keys]
         thresholds = [repr(t) for t in self._thresholds]
@@ -229,7 +216,7 @@ class RedisBudget(BudgetBase):
             self._remember(t, s)
             fired = s[3].decode() if isinstance(s[3], bytes) else str(s[3])
             for th in fired.split(",") if fired else ():
-                self._alert(self._make_alert(t, "threshold", float(th), int(s[0])))
+                self._bucket_alert("threshold", t, float(th), int(s[0]))
 
     def _remember(self, t: _Target, s: list[Any]) -> None:
         self._seen[t.key] = (
@@ -243,20 +230,6 @@ class RedisBudget(BudgetBase):
                 "remaining_usd": max(0, round(t.limit.usd * NANO) - int(s[0]) - int(s[1])) / NANO,
                 "refusals": int(s[2]),
             },
-        )
-
-    def _make_alert(
-        self, t: _Target, kind: AlertKind, threshold: float | None, spent_nano: int
-    ) -> BudgetAlert:
-        return BudgetAlert(
-            kind=kind,
-            budget=self.name,
-            limit=str(t.limit.name),
-            bucket=t.key,
-            threshold=threshold,
-            spent_usd=spent_nano / NANO,
-            limit_usd=t.limit.usd,
-            period_start=t.period_start,
         )
 
     def statistics(self) -> dict[str, Any]:

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import InvalidRequestError
 from .._types import ChatRequest, Usage
 
-__all__ = ["Clock", "check_tokens", "default_now", "reservation_tokens", "usage_tokens"]
+if TYPE_CHECKING:
+    from ._config import RateLimit
+
+__all__ = [
+    "Clock",
+    "add_totals",
+    "check_tokens",
+    "default_now",
+    "reservation_tokens",
+    "statistics_head",
+    "usage_tokens",
+]
 
 Clock = Callable[[], float]
 
@@ -53,3 +65,24 @@ def check_tokens(tokens: int) -> int:
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
         raise InvalidRequestError(f"a token reservation must be an integer >= 0, got {tokens!r}")
     return tokens
+
+
+def statistics_head(name: str, backend: str, config: RateLimit) -> dict[str, Any]:
+    """What every limiter's ``statistics()`` starts with: its name, backend and limits."""
+    return {
+        "name": name,
+        "backend": backend,
+        "rpm": config.rpm,
+        "tpm": config.tpm,
+        "max_concurrency": config.max_concurrency,
+        "period": config.period,
+    }
+
+
+def add_totals(
+    out: dict[str, Any], per: Mapping[str, Mapping[str, Any]], keys: Iterable[str]
+) -> None:
+    """Sum ``keys`` over the per-model figures ``per`` into ``out``, and the mean wait."""
+    for k in keys:
+        out[k] = sum(s[k] for s in per.values())
+    out["wait_time_avg"] = out["wait_time_total"] / out["acquired"] if out["acquired"] else 0.0

@@ -21,13 +21,24 @@ from types import TracebackType
 from typing import Any
 
 from .._types import RateLimitInfo, Usage
-from ._common import Clock, check_tokens, default_now, usage_tokens
+from ._common import Clock, add_totals, check_tokens, default_now, statistics_head, usage_tokens
 from ._config import RateLimit
 from ._lane import Lane, Waiter
 
 __all__ = ["RateLimiter", "RatePermit"]
 
 _SHARED = "*"
+#: The per-model figures summed for a ``per_model`` limiter's totals.
+_TOTALS = (
+    "waiting",
+    "in_flight",
+    "acquired",
+    "wait_time_total",
+    "rate_limited",
+    "tokens_reserved",
+    "tokens_refunded",
+    "tokens_extra_charged",
+)
 
 
 class RatePermit:
@@ -192,30 +203,11 @@ class RateLimiter:
         With ``per_model=True`` the per-model figures are under ``"models"``.
         """
         per = {k: lane.statistics() for k, lane in self._lanes.items()}
-        out: dict[str, Any] = {
-            "name": self.name,
-            "backend": "memory",
-            "rpm": self.config.rpm,
-            "tpm": self.config.tpm,
-            "max_concurrency": self.config.max_concurrency,
-            "period": self.config.period,
-        }
+        out = statistics_head(self.name, "memory", self.config)
         if not self.config.per_model:
             out.update(per.get(_SHARED) or Lane(self.config, self._clock).statistics())
             return out
-        totals = (
-            "waiting",
-            "in_flight",
-            "acquired",
-            "wait_time_total",
-            "rate_limited",
-            "tokens_reserved",
-            "tokens_refunded",
-            "tokens_extra_charged",
-        )
-        for k in totals:
-            out[k] = sum(s[k] for s in per.values())
-        out["wait_time_avg"] = out["wait_time_total"] / out["acquired"] if out["acquired"] else 0.0
+        add_totals(out, per, _TOTALS)
         out["wait_time_max"] = max((s["wait_time_max"] for s in per.values()), default=0.0)
         out["models"] = per
         return out

@@ -44,7 +44,7 @@ import anyio
 
 from .._exceptions import ConfigurationError, LimiterUnavailable
 from .._types import RateLimitInfo, Usage
-from ._common import check_tokens, usage_tokens
+from ._common import add_totals, check_tokens, statistics_head, usage_tokens
 from ._config import RateLimit
 from ._lua import LIMITER_LUA
 from ._redis_lane import RedisLane
@@ -400,17 +400,10 @@ class RedisRateLimiter:
         ``per_model`` the single key's figures are also at the top level.
         """
         per = {k: lane.statistics() for k, lane in self._lanes.items()}
-        out: dict[str, Any] = {
-            "name": self.name,
-            "backend": "redis",
-            "rpm": self.config.rpm,
-            "tpm": self.config.tpm,
-            "max_concurrency": self.config.max_concurrency,
-            "period": self.config.period,
-        }
-        for k in ("waiting", "in_flight", "acquired", "wait_time_total", "rate_limited"):
-            out[k] = sum(s[k] for s in per.values())
-        out["wait_time_avg"] = out["wait_time_total"] / out["acquired"] if out["acquired"] else 0.0
+        out = statistics_head(self.name, "redis", self.config)
+        add_totals(
+            out, per, ("waiting", "in_flight", "acquired", "wait_time_total", "rate_limited")
+        )
         if not self.config.per_model and "*" in per:
             out = per["*"] | out
         out["models"] = per

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._exceptions import ConfigurationError, MalformedResponse
 from .._types import ChatRequest, RateLimitInfo, Response
 from ._anthropic_wire import DEFAULT_MAX_TOKENS, AnthropicStream, build_body, parse_message
-from ._driver import Backend, Driver, check_backend, resolve_api_key
+from ._driver import Backend, Driver, check_backend, parsed_response, resolve_api_key
 from ._errors import error_from_payload
 from ._headers import anthropic_rate_limits
-from ._native import Endpoint, dumps
-
-if TYPE_CHECKING:
-    from ._http import HttpResources
+from ._native import Endpoint, NativeBackend
 
 __all__ = ["AnthropicProvider", "message_response"]
 
@@ -36,68 +32,36 @@ def message_response(
     if obj.get("type") == "error":
         raise error_from_payload(obj, provider=provider, model=model)
     try:
-        text, finish, raw_finish, usage, tools, answered_by = parse_message(obj)
+        parsed = parse_message(obj)
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise MalformedResponse(
             f"not a message: {type(exc).__name__}: {exc}", provider=provider, model=model
         ) from exc
-    latency = time.perf_counter() - started
-    return Response(
-        text=text,
-        finish_reason=finish,
-        usage=usage,
-        provider=provider,
-        model=answered_by or model,
-        latency=latency,
-        time_to_first_token=latency,
-        tool_calls=tools,
-        raw_finish_reason=raw_finish,
-        rate_limits=rate_limits,
+    return parsed_response(
+        parsed, provider=provider, model=model, started=started, rate_limits=rate_limits
     )
 
 
-class NativeAnthropic:
-    """The Anthropic wire protocol over the pooled aiohttp session."""
+class NativeAnthropic(NativeBackend):
+    """The Anthropic wire protocol over the pooled aiohttp session.
 
-    def __init__(
-        self,
-        *,
-        provider: str,
-        base_url: str,
-        headers: dict[str, str],
-        timeout: float | None,
-        connect_timeout: float | None,
-        default_max_tokens: int,
-    ) -> None:
-        self.provider = provider
+    Args:
+        endpoint: The ``/v1/messages`` endpoint (headers and timeouts built once).
+        default_max_tokens: ``max_tokens`` sent when the request sets none.
+    """
+
+    stream_type = AnthropicStream
+
+    def __init__(self, endpoint: Endpoint, *, default_max_tokens: int) -> None:
+        super().__init__(endpoint)
         self.default_max_tokens = default_max_tokens
-        self.endpoint = Endpoint(
-            provider=provider,
-            url=base_url + "/v1/messages",
-            headers=headers,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            parse_limits=anthropic_rate_limits,
-        )
 
-    async def open(self, http: HttpResources) -> None:
-        """Bind to the client's pooled HTTP resources."""
-        self.endpoint.bind(http)
+    def _body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
+        return build_body(request, model, stream=stream, default_max_tokens=self.default_max_tokens)
 
-    async def aclose(self) -> None:
-        """Forget what :meth:`open` bound (the pools belong to the client)."""
-        self.endpoint.unbind()
-
-    def stream(self, request: ChatRequest, model: str) -> AnthropicStream:
-        """A token stream for ``request`` on ``model`` (sent on ``__aenter__``)."""
-        body = build_body(request, model, stream=True, default_max_tokens=self.default_max_tokens)
-        return AnthropicStream(self.endpoint, dumps(body), model)
-
-    async def complete(self, request: ChatRequest, model: str) -> Response:
-        """``request`` on ``model`` through the non-streaming endpoint."""
-        body = build_body(request, model, stream=False, default_max_tokens=self.default_max_tokens)
-        started = time.perf_counter()
-        obj, limits = await self.endpoint.post_json(dumps(body), model)
+    def _response(
+        self, obj: Mapping[str, Any], model: str, started: float, limits: RateLimitInfo | None
+    ) -> Response:
         return message_response(
             obj, provider=self.provider, model=model, started=started, rate_limits=limits
         )
@@ -173,11 +137,12 @@ class AnthropicProvider(Driver):
             if key:
                 headers["x-api-key"] = key
             headers.update(extra_headers or {})
-            self._backend = NativeAnthropic(
+            endpoint = Endpoint(
                 provider=name,
-                base_url=self.base_url,
+                url=self.base_url + "/v1/messages",
                 headers=headers,
                 timeout=timeout,
                 connect_timeout=connect_timeout,
-                default_max_tokens=default_max_tokens,
+                parse_limits=anthropic_rate_limits,
             )
+            self._backend = NativeAnthropic(endpoint, default_max_tokens=default_max_tokens)

@@ -1,4 +1,4 @@
-"""What the HTTP drivers share: backend selection, API-key resolution, delegation.
+"""What the HTTP drivers share: backend selection, API keys, delegation, responses.
 
 A driver (``OpenAIProvider``, ``AnthropicProvider``...) is a thin :class:`BaseProvider`
 over one *backend*: the native wire client (aiohttp, the default) or the official SDK.
@@ -8,20 +8,28 @@ Both implement :class:`Backend`, and both are held to identical results by the t
 from __future__ import annotations
 
 import os
+import time
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 from .._exceptions import ConfigurationError
+from .._types import Response
 from ._base import BaseProvider
 
 if TYPE_CHECKING:
-    from .._types import ChatRequest, Response
+    from .._types import ChatRequest, FinishReason, RateLimitInfo, ToolCall, Usage
     from ._base import ProviderStream
     from ._http import HttpResources
 
-__all__ = ["Backend", "BackendName", "Driver", "resolve_api_key"]
+__all__ = ["Backend", "BackendName", "Driver", "ParsedAnswer", "parsed_response", "resolve_api_key"]
 
 BackendName: TypeAlias = Literal["native", "sdk"]
+
+#: A decoded non-streamed answer, as the wire modules' parsers return it:
+#: ``(text, finish_reason, raw_finish_reason, usage, tool_calls, model)``.
+ParsedAnswer: TypeAlias = (
+    "tuple[str, FinishReason | None, str | None, Usage, tuple[ToolCall, ...], str | None]"
+)
 
 
 class Backend(Protocol):
@@ -60,6 +68,35 @@ def resolve_api_key(
         where = f"set {env} or pass api_key=..." if env else "pass api_key=..."
         raise ConfigurationError(f"provider {provider!r} has no API key: {where}")
     return key or None
+
+
+def parsed_response(
+    parsed: ParsedAnswer,
+    *,
+    provider: str,
+    model: str,
+    started: float,
+    rate_limits: RateLimitInfo | None,
+) -> Response:
+    """A :class:`Response` from a parsed answer (every backend of every driver uses it).
+
+    ``started`` is the ``time.perf_counter()`` reading taken before sending; a non-streamed
+    answer's first token arrives with the whole of it, so both times are the latency.
+    """
+    text, finish, raw_finish, usage, tools, answered_by = parsed
+    latency = time.perf_counter() - started
+    return Response(
+        text=text,
+        finish_reason=finish,
+        usage=usage,
+        provider=provider,
+        model=answered_by or model,
+        latency=latency,
+        time_to_first_token=latency,
+        tool_calls=tools,
+        raw_finish_reason=raw_finish,
+        rate_limits=rate_limits,
+    )
 
 
 def check_backend(backend: str, provider: str) -> BackendName:

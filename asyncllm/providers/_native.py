@@ -2,7 +2,8 @@
 
 Each native driver owns one :class:`Endpoint` (URL, headers and timeouts built once) and
 subclasses :class:`NativeStream` with a single method, :meth:`NativeStream._on_event`,
-that turns one SSE event of its wire format into chunks. Everything else lives here:
+that turns one SSE event of its wire format into chunks, and :class:`NativeBackend` with
+its request body and response mapping. Everything else lives here:
 the status check and error mapping at ``__aenter__``, reading the socket, the SSE parser,
 delivering every chunk parsed before a failure, ``StreamBroken`` after content, and
 closing the response on every exit path.
@@ -13,7 +14,9 @@ The hot path per chunk is: ``readany`` -> :class:`~._sse.SSEParser` -> ``orjson.
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -21,7 +24,7 @@ import aiohttp
 import orjson
 
 from .._exceptions import ConfigurationError, ConnectionFailed, MalformedResponse, ProviderError
-from .._types import Chunk, RateLimitInfo
+from .._types import ChatRequest, Chunk, RateLimitInfo, Response
 from ._errors import (
     LimitsParser,
     broken,
@@ -34,7 +37,7 @@ from ._sse import SSEParser
 if TYPE_CHECKING:
     from ._http import HttpResources
 
-__all__ = ["Endpoint", "NativeStream", "dumps"]
+__all__ = ["Endpoint", "NativeBackend", "NativeStream", "dumps"]
 
 
 def _default(obj: Any) -> Any:
@@ -332,4 +335,52 @@ class NativeStream:
 
     def _on_event(self, event: str | None, data: bytes) -> None:
         """Turn one SSE event into chunks (subclasses)."""
+        raise NotImplementedError
+
+
+class NativeBackend:
+    """A native :class:`~._driver.Backend`: one wire format over one :class:`Endpoint`.
+
+    Subclasses set :attr:`stream_type` and implement :meth:`_body` (the request body) and
+    :meth:`_response` (a decoded non-streamed answer as a :class:`~asyncllm.Response`).
+
+    Args:
+        endpoint: The provider's precomputed POST target.
+    """
+
+    #: The :class:`NativeStream` subclass that reads this wire format's events.
+    stream_type: type[NativeStream]
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.provider = endpoint.provider
+        self.endpoint = endpoint
+
+    async def open(self, http: HttpResources) -> None:
+        """Bind to the client's pooled HTTP resources."""
+        self.endpoint.bind(http)
+
+    async def aclose(self) -> None:
+        """Forget what :meth:`open` bound (the pools belong to the client)."""
+        self.endpoint.unbind()
+
+    def stream(self, request: ChatRequest, model: str) -> NativeStream:
+        """A token stream for ``request`` on ``model`` (sent on ``__aenter__``)."""
+        body = dumps(self._body(request, model, stream=True))
+        return self.stream_type(self.endpoint, body, model)
+
+    async def complete(self, request: ChatRequest, model: str) -> Response:
+        """``request`` on ``model`` through the non-streaming endpoint."""
+        body = dumps(self._body(request, model, stream=False))
+        started = time.perf_counter()
+        obj, limits = await self.endpoint.post_json(body, model)
+        return self._response(obj, model, started, limits)
+
+    def _body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
+        """The JSON body of ``request`` (subclasses)."""
+        raise NotImplementedError
+
+    def _response(
+        self, obj: Mapping[str, Any], model: str, started: float, limits: RateLimitInfo | None
+    ) -> Response:
+        """The :class:`~asyncllm.Response` of a decoded answer (subclasses)."""
         raise NotImplementedError

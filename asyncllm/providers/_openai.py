@@ -3,77 +3,42 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._exceptions import ConfigurationError, MalformedResponse
-from .._types import ChatRequest, Response
-from ._driver import Backend, Driver, check_backend, resolve_api_key
+from .._types import ChatRequest, RateLimitInfo, Response
+from ._driver import Backend, Driver, check_backend, parsed_response, resolve_api_key
 from ._errors import error_from_payload
 from ._headers import openai_rate_limits
-from ._native import Endpoint, dumps
+from ._native import Endpoint, NativeBackend
 from ._openai_wire import OpenAIStream, build_body, parse_completion
-
-if TYPE_CHECKING:
-    from ._http import HttpResources
 
 __all__ = ["OpenAIProvider"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-class NativeOpenAI:
+class NativeOpenAI(NativeBackend):
     """The OpenAI wire protocol over the pooled aiohttp session.
 
     Args:
-        provider: Provider instance name.
-        base_url: API root (``.../v1``).
-        headers: Every request header (authentication included), built once.
-        timeout: Read timeout in seconds.
-        connect_timeout: Connect timeout in seconds.
+        endpoint: The ``.../chat/completions`` endpoint (headers and timeouts built once).
         stream_usage: Ask for the final usage chunk (``stream_options.include_usage``).
     """
 
-    def __init__(
-        self,
-        *,
-        provider: str,
-        base_url: str,
-        headers: dict[str, str],
-        timeout: float | None,
-        connect_timeout: float | None,
-        stream_usage: bool,
-    ) -> None:
-        self.provider = provider
+    stream_type = OpenAIStream
+
+    def __init__(self, endpoint: Endpoint, *, stream_usage: bool) -> None:
+        super().__init__(endpoint)
         self.stream_usage = stream_usage
-        self.endpoint = Endpoint(
-            provider=provider,
-            url=base_url + "/chat/completions",
-            headers=headers,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            parse_limits=openai_rate_limits,
-        )
 
-    async def open(self, http: HttpResources) -> None:
-        """Bind to the client's pooled HTTP resources."""
-        self.endpoint.bind(http)
+    def _body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
+        return build_body(request, model, stream=stream, stream_usage=self.stream_usage)
 
-    async def aclose(self) -> None:
-        """Forget what :meth:`open` bound (the pools belong to the client)."""
-        self.endpoint.unbind()
-
-    def stream(self, request: ChatRequest, model: str) -> OpenAIStream:
-        """A token stream for ``request`` on ``model`` (sent on ``__aenter__``)."""
-        body = build_body(request, model, stream=True, stream_usage=self.stream_usage)
-        return OpenAIStream(self.endpoint, dumps(body), model)
-
-    async def complete(self, request: ChatRequest, model: str) -> Response:
-        """``request`` on ``model`` through the non-streaming endpoint."""
-        body = dumps(build_body(request, model, stream=False))
-        started = time.perf_counter()
-        obj, limits = await self.endpoint.post_json(body, model)
+    def _response(
+        self, obj: Mapping[str, Any], model: str, started: float, limits: RateLimitInfo | None
+    ) -> Response:
         return completion_response(
             obj, provider=self.provider, model=model, started=started, rate_limits=limits
         )
@@ -89,25 +54,15 @@ def completion_response(
 ) -> Response:
     """A :class:`Response` from a decoded chat completion (both backends use it)."""
     try:
-        text, finish, raw_finish, usage, tools, answered_by = parse_completion(obj)
+        parsed = parse_completion(obj)
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         if isinstance(obj, Mapping) and obj.get("error"):
             raise error_from_payload(obj, provider=provider, model=model) from None
         raise MalformedResponse(
             f"not a chat completion: {type(exc).__name__}: {exc}", provider=provider, model=model
         ) from exc
-    latency = time.perf_counter() - started
-    return Response(
-        text=text,
-        finish_reason=finish,
-        usage=usage,
-        provider=provider,
-        model=answered_by or model,
-        latency=latency,
-        time_to_first_token=latency,
-        tool_calls=tools,
-        raw_finish_reason=raw_finish,
-        rate_limits=rate_limits,
+    return parsed_response(
+        parsed, provider=provider, model=model, started=started, rate_limits=rate_limits
     )
 
 
@@ -193,11 +148,12 @@ class OpenAIProvider(Driver):
             if organization:
                 headers["OpenAI-Organization"] = organization
             headers.update(extra_headers or {})
-            self._backend = NativeOpenAI(
+            endpoint = Endpoint(
                 provider=name,
-                base_url=self.base_url,
+                url=self.base_url + "/chat/completions",
                 headers=headers,
                 timeout=timeout,
                 connect_timeout=connect_timeout,
-                stream_usage=stream_usage,
+                parse_limits=openai_rate_limits,
             )
+            self._backend = NativeOpenAI(endpoint, stream_usage=stream_usage)

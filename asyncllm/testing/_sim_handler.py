@@ -83,6 +83,21 @@ class SimConfig:
     record: int
 
 
+@dataclass(slots=True)
+class _Answer:
+    """A planned request, admitted and waited for: what sending its answer needs."""
+
+    conn: Connection
+    wire: Wire
+    sreq: SimRequest
+    plan: Plan
+    fault: Fault | None
+    resp_id: str
+    created: int
+    headers: list[tuple[str, str]]  # request id and rate-limit headers
+    rid: str
+
+
 def _api_key(req: HttpRequest) -> bytes:
     key = req.headers.get(b"x-api-key")
     if key is not None:
@@ -203,11 +218,8 @@ class Handler:
         if delay > 0:
             await asyncio.sleep(delay)
         resp_id = f"chatcmpl-sim{n:012x}" if wire.name == "openai" else f"msg_sim{n:012x}"
-        created = int(time.time())
-        if sreq.stream:
-            await self._stream(conn, wire, sreq, out, fault, resp_id, created, headers, rid)
-        else:
-            await self._json(conn, wire, sreq, out, fault, resp_id, created, headers, rid)
+        a = _Answer(conn, wire, sreq, out, fault, resp_id, int(time.time()), headers, rid)
+        await (self._stream(a) if sreq.stream else self._json(a))
 
     def limits_period(self) -> str:
         """The limit period, for messages (``60s``)."""
@@ -246,18 +258,8 @@ class Handler:
             msg = f"prompt is too long: {used} tokens > {limit} maximum"
         self._error(conn, wire, 400, "context_window", msg, rid)
 
-    async def _json(
-        self,
-        conn: Connection,
-        wire: Wire,
-        sreq: SimRequest,
-        out: Plan,
-        fault: Fault | None,
-        resp_id: str,
-        created: int,
-        headers: list[tuple[str, str]],
-        rid: str,
-    ) -> None:
+    async def _json(self, a: _Answer) -> None:
+        conn, wire, out, fault = a.conn, a.wire, a.plan, a.fault
         td = self.config.token_delay
         if td > 0 and out.output_tokens > 1:
             await asyncio.sleep(td * (out.output_tokens - 1))
@@ -267,9 +269,9 @@ class Handler:
             kind = _FAULT_KINDS[fault.kind]
             msg = _MESSAGES[wire.name].get(kind, "Injected fault.")
             extra = _retry_headers(fault.seconds) if kind == "rate_limit" else []
-            return self._error(conn, wire, fault.status, kind, msg, rid, extra)
-        body = wire.render_json(sreq, out, resp_id, created)
-        h = [("content-type", "application/json"), *headers]
+            return self._error(conn, wire, fault.status, kind, msg, a.rid, extra)
+        body = wire.render_json(a.sreq, out, a.resp_id, a.created)
+        h = [("content-type", "application/json"), *a.headers]
         if fault is not None and fault.kind == "drop":
             self.stats.dropped += 1
             return conn.send_partial(200, h, body)
@@ -278,19 +280,9 @@ class Handler:
         conn.send(200, h, body)
         self.stats.completed += 1
 
-    async def _stream(
-        self,
-        conn: Connection,
-        wire: Wire,
-        sreq: SimRequest,
-        out: Plan,
-        fault: Fault | None,
-        resp_id: str,
-        created: int,
-        headers: list[tuple[str, str]],
-        rid: str,
-    ) -> None:
-        parts = wire.render_stream(sreq, out, resp_id, created)
+    async def _stream(self, a: _Answer) -> None:
+        conn, wire, out, fault = a.conn, a.wire, a.plan, a.fault
+        parts = wire.render_stream(a.sreq, out, a.resp_id, a.created)
         content = parts.content
         at = -1
         if fault is not None and fault.after is not None and fault.kind != "content_filter":
@@ -299,7 +291,7 @@ class Handler:
         h = [
             ("content-type", "text/event-stream; charset=utf-8"),
             ("cache-control", "no-cache"),
-            *headers,
+            *a.headers,
         ]
         conn.start_stream(200, h)
         pending = bytearray(parts.prologue)
@@ -313,7 +305,7 @@ class Handler:
                     conn.abort()
                     return
                 if fault.kind == "malformed":
-                    pending += wire.malformed(resp_id)
+                    pending += wire.malformed(a.resp_id)
                 elif fault.kind == "stall":
                     await conn.drain()
                     await asyncio.sleep(fault.seconds)
@@ -323,7 +315,7 @@ class Handler:
                     self.stats.errors += 1
                     if kind == "rate_limit":
                         self.stats.rate_limited += 1
-                    conn.end_stream(wire.stream_error(kind, msg, request_id=rid))
+                    conn.end_stream(wire.stream_error(kind, msg, request_id=a.rid))
                     return
             if i == len(content):
                 break

@@ -1,4 +1,5 @@
-"""Helpers shared by the cache tests: a counting upstream built on FakeProvider."""
+"""Helpers shared by the cache tests: a counting upstream built on FakeProvider, and a
+pickle payload that proves whether unpickling ran code."""
 
 from __future__ import annotations
 
@@ -46,3 +47,19 @@ async def wait_until(predicate: Callable[[], bool]) -> None:
     with anyio.fail_after(5):
         while not predicate():  # noqa: ASYNC110
             await anyio.sleep(0.005)
+
+
+#: What :class:`Exploit` payloads ran when unpickled (tests expect it to stay empty).
+TRIGGERED: list[str] = []
+
+
+def mark(what: str) -> None:
+    """Record that a payload ran."""
+    TRIGGERED.append(what)
+
+
+class Exploit:
+    """Unpickling this calls :func:`mark`: proof that code ran."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (mark, ("code ran",))

@@ -6,6 +6,7 @@ import anyio
 import pytest
 import structlog
 from _cachetest import ROUTE, caller, req
+from _structlog import structlog_as_found
 from aiocache.base import BaseCache
 
 from asyncllm import ConfigurationError, InvalidRequestError, Response, ServerError, Usage
@@ -235,16 +236,9 @@ async def test_events_carry_a_key_prefix_never_the_prompt_or_a_secret() -> None:
     secret = "sk-abcdefghijklmnopqrstuvwx"
     r = req("my very private prompt", provider_options={"api_key": secret})
     async with ResponseCache() as cache:
-        configured = structlog.is_configured()
-        try:
-            with structlog.testing.capture_logs() as logs:
-                await cache.complete(r, ROUTE, caller(provider, r))
-                await cache.complete(r, ROUTE, caller(provider, r))
-        finally:
-            # capture_logs leaves structlog marked configured; other tests check that
-            # asyncllm is silent until the application configures it.
-            if not configured:
-                structlog.reset_defaults()
+        with structlog_as_found(), structlog.testing.capture_logs() as logs:
+            await cache.complete(r, ROUTE, caller(provider, r))
+            await cache.complete(r, ROUTE, caller(provider, r))
         key = cache.key_for(r, ROUTE)
     events = [e["event"] for e in logs]
     assert events == ["cache_miss", "cache_store", "cache_hit"]

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from _cachetest import ROUTE, caller, opener, req, wait_until
+from _cachetest import ROUTE, TRIGGERED, Exploit, caller, opener, req, wait_until
 from _redis import free_port, redis_server_binary
 
 from asyncllm import ConfigurationError
@@ -23,17 +23,6 @@ from asyncllm.cache._redis import RedisBackend
 from asyncllm.testing import FakeProvider, FakeReply
 
 pytestmark = pytest.mark.redis
-
-TRIGGERED: list[str] = []
-
-
-def mark(what: str) -> None:
-    TRIGGERED.append(what)
-
-
-class _Exploit:
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (mark, ("code ran",))
 
 
 @pytest.fixture
@@ -78,7 +67,7 @@ async def test_a_hostile_entry_is_a_miss_and_never_runs(
     r = req()
     async with ResponseCache.redis(redis_url, namespace=ns) as cache:
         key = cache.key_for(r, ROUTE)
-        await raw.set(key, pickle.dumps(_Exploit()))
+        await raw.set(key, pickle.dumps(Exploit()))
         response = await cache.complete(r, ROUTE, caller(provider, r))
         stats = cache.statistics()
         # The bad entry was replaced by a good one.

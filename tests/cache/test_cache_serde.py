@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
+from _cachetest import TRIGGERED, Exploit
 
 from asyncllm import RateLimitInfo, Response, ToolCall, Usage
 from asyncllm.cache import (
@@ -114,22 +115,8 @@ def test_invalid_entries_are_rejected(data: bytes) -> None:
         decode_response(data)
 
 
-TRIGGERED: list[str] = []
-
-
-def mark(what: str) -> None:
-    TRIGGERED.append(what)
-
-
-class _Exploit:
-    """Unpickling this calls :func:`mark`: proof that code ran."""
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (mark, ("code ran",))
-
-
 def test_a_pickle_payload_is_never_executed() -> None:
-    payload = pickle.dumps(_Exploit())
+    payload = pickle.dumps(Exploit())
     with pytest.raises(InvalidCacheEntry):
         decode_response(payload)
     with pytest.raises(InvalidCacheEntry):

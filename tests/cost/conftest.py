@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import structlog
 from _redis import redis_server
+from _structlog import leave_structlog_as_found  # noqa: F401 - autouse for this directory
 
 
 @pytest.fixture(scope="session")
@@ -17,13 +17,3 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a private redis-server, started once per test session."""
     with redis_server(tmp_path_factory.mktemp("redis-budget")) as url:
         yield url
-
-
-@pytest.fixture(autouse=True)
-def _leave_structlog_as_found() -> Iterator[None]:
-    """``structlog.testing.capture_logs`` leaves structlog marked as configured; undo that
-    so tests elsewhere that depend on "unconfigured" (the library stays silent) still hold."""
-    was_configured = structlog.is_configured()
-    yield
-    if not was_configured and structlog.is_configured():
-        structlog.reset_defaults()

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import structlog
 from _e2e_helpers import KEY, prices, strings_reachable
+from _structlog import structlog_as_found
 from structlog.testing import capture_logs
 
 from asyncllm import (
@@ -41,11 +41,8 @@ CASES = [("openai", "native"), ("openai", "sdk"), ("anthropic", "native"), ("ant
 def captured() -> Iterator[list[dict[str, Any]]]:
     """structlog events, with structlog's configured-ness restored afterwards (the library
     stays silent while the application has not configured structlog)."""
-    was_configured = structlog.is_configured()
-    with capture_logs() as logs:
+    with structlog_as_found(), capture_logs() as logs:
         yield logs
-    if not was_configured and structlog.is_configured():
-        structlog.reset_defaults()
 
 
 def driver(vendor: str, backend: str, sim: Simulator) -> Any:

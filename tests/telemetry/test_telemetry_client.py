@@ -7,17 +7,14 @@ from typing import Any
 
 import anyio
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from _otel_memory import InMemoryOtel
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from asyncllm import Client, ServerError, Usage
 from asyncllm.cost import Prices
 from asyncllm.orchestrator import Hedge
-from asyncllm.telemetry import MetricsObserver, OTelObserver
+from asyncllm.telemetry import MetricsObserver
 from asyncllm.testing import FakeProvider, FakeReply
 
 pytestmark = pytest.mark.looptime
@@ -26,22 +23,15 @@ PRICES = Prices()
 USAGE = Usage(input_tokens=100, output_tokens=20)
 
 
-class Recorder:
+class Recorder(InMemoryOtel):
     def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.reader = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-        self.otel = OTelObserver(
-            tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
-        )
+        super().__init__()
         self.metrics = MetricsObserver(pricing=PRICES, clock=anyio.current_time)
 
     def client(self, providers: list[FakeProvider], **kw: Any) -> Client:
         return Client(
             providers,  # type: ignore[arg-type]
-            observers=[self.metrics, self.otel],
+            observers=[self.metrics, self.observer],
             pricing=PRICES,
             log=False,
             **kw,
@@ -64,8 +54,7 @@ class Recorder:
 def rec() -> Iterator[Recorder]:
     r = Recorder()
     yield r
-    r.tracer_provider.shutdown()
-    r.meter_provider.shutdown()
+    r.shutdown()
 
 
 def fake(

@@ -7,29 +7,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _otel_memory import InMemoryOtel
 from _sim_orchestrator import Sim
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from asyncllm import AllProvidersFailed, Response, ServerError, Usage
 from asyncllm.telemetry import OTelObserver
 
 
-class Otel:
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.reader = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-        self.observer = OTelObserver(
-            tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
-        )
-
+class Otel(InMemoryOtel):
     def spans(self) -> dict[str, ReadableSpan]:
         """Finished spans by a readable key: 'request' or 'attempt <n>'."""
         out = {}
@@ -56,8 +43,7 @@ class Otel:
 def otel() -> Iterator[Otel]:
     o = Otel()
     yield o
-    o.tracer_provider.shutdown()
-    o.meter_provider.shutdown()
+    o.shutdown()
 
 
 def hedged(otel: Otel) -> Sim:
