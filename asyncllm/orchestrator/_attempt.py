@@ -102,6 +102,7 @@ async def run_attempt(
                         response = await _call_provider(call, slot, model)
                     except BaseException as exc:
                         permit.settle(ZERO_USAGE if not_billed(exc) else None)
+                        rate_limit_feedback(slot, model, exc)
                         raise
                     done_at = clock()
                     if notify is not None and leg is not None:
@@ -152,6 +153,19 @@ async def _call_provider(call: Call, slot: ProviderSlot, model: str) -> Response
     return await slot.provider.complete(call.request)
 
 
+def rate_limit_feedback(slot: ProviderSlot, model: str, exc: BaseException) -> None:
+    """Hand a 429's Retry-After and headers to the limiter.
+
+    Called while the attempt still holds its limiter slot: giving the slot back first would
+    let the next waiter go out straight into the same 429 before the pause lands.
+    """
+    if isinstance(exc, RateLimited):
+        if exc.retry_after is not None:
+            slot.limiter.pause(exc.retry_after, model=model)
+        if exc.rate_limits is not None:
+            slot.limiter.observe(exc.rate_limits, model=model)
+
+
 def attempt_failed(
     call: Call,
     slot: ProviderSlot,
@@ -184,11 +198,6 @@ def attempt_failed(
             info.outcome = "cancelled"
         rt.observer.attempt_finished(info, None, None)
         return
-    if isinstance(exc, RateLimited):
-        if exc.retry_after is not None:
-            slot.limiter.pause(exc.retry_after, model=model)
-        if exc.rate_limits is not None:
-            slot.limiter.observe(exc.rate_limits, model=model)
     if breaker is not None and not isinstance(exc, CircuitOpen):
         if trips_breaker(exc):
             breaker.failure(probe)

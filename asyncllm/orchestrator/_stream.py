@@ -29,7 +29,14 @@ import anyio
 from .._exceptions import StreamBroken
 from .._hooks import AttemptRole
 from ..providers._base import StreamAccumulator
-from ._attempt import ZERO_USAGE, Notify, attempt_failed, attempt_info, timeout_error
+from ._attempt import (
+    ZERO_USAGE,
+    Notify,
+    attempt_failed,
+    attempt_info,
+    rate_limit_feedback,
+    timeout_error,
+)
 from ._retry import not_billed
 
 if TYPE_CHECKING:
@@ -194,6 +201,7 @@ class StreamAttempt:
         """Release after a failure before commit; return the error to raise."""
         scope = self._scope
         timed_out = scope is not None and isinstance(exc, _Cancelled()) and scope.cancel_called
+        rate_limit_feedback(self.slot, self.model, exc)  # before the slot is given back
         await self._release(billed_unknown=not not_billed(exc))
         swallowed = scope is not None and scope.__exit__(type(exc), exc, exc.__traceback__)
         error: BaseException = exc
