@@ -230,6 +230,11 @@ async def _run(args: argparse.Namespace) -> int:
             config, where = load_config(args.config), f"config {args.config}"
         else:
             config, where = await _environment_config(stack)
+        # Limiters shared through Redis hold a connection pool: close them on the way out.
+        for lim in config.limits.values():
+            close = getattr(lim, "aclose", None)
+            if close is not None:
+                stack.push_async_callback(close)
         metrics = MetricsObserver()
         client: Client = await stack.enter_async_context(build_client(config, observers=[metrics]))
         print(f"asyncllm: {where}; strategy={config.strategy}", file=sys.stderr)
