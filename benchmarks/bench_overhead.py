@@ -7,7 +7,10 @@ are two), so its CPU is not counted; this process is pinned to core 0. Contestan
 sending the same non-streamed request (16 output tokens) and the same streamed one:
 
 - ``raw SDK``: ``openai.AsyncOpenAI(max_retries=0)`` on an httpx2 pool built exactly as
-  asyncllm's shared pool (``HttpResources``), the baseline;
+  asyncllm's shared pool (``HttpResources``), with the driver's default timeouts (600 s
+  read, 10 s connect; the SDK's own default is 600 s read too), the baseline;
+- ``raw SDK, no read t/o``: the same without a read timeout (what an SDK client on that
+  pool gets when given no ``timeout``), for reference only;
 - ``SDK driver only``: asyncllm's OpenAI driver with ``backend="sdk"`` called directly
   (``provider.complete``), no orchestrator;
 - ``Client (sdk)``: ``asyncllm.Client`` over that driver, through ``client.complete`` /
@@ -19,6 +22,9 @@ interleaved (every contestant, then the next round, order rotating), and the med
 rounds is reported, so machine noise hits everyone alike. CPU is ``time.process_time()``
 per request. The orchestrator's own cost is ``Client`` minus ``driver only`` on the same
 backend; the headline ratio is ``Client (sdk)`` / ``raw SDK`` (target: within ~15%).
+The SDK backend uses the same client, pool and transport but skips SDK work whose result
+it would only undo (``create``'s re-transform of an already-wire body, typed models of
+the answer), so its ratio can be below 1.
 
 Results: a table on stdout and JSON in ``benchmarks/results/bench_overhead.json``.
 """
@@ -41,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 
 from asyncllm import Client
 from asyncllm._types import build_request
@@ -52,6 +59,9 @@ MODEL = "gpt-4o-mini"
 KEY = "sk-bench"
 PROMPT = "Write a short note about the weather."
 TOKENS = 16
+# OpenAIProvider's defaults (timeout=600.0, connect_timeout=10.0), given to the raw SDK too.
+READ_TIMEOUT = 600.0
+CONNECT_TIMEOUT = 10.0
 
 
 def _free_port() -> int:
@@ -111,12 +121,21 @@ class Contestant:
 class RawSDK(Contestant):
     name = "raw SDK"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_timeout: bool = True) -> None:
         import openai
 
+        if not read_timeout:
+            self.name = "raw SDK, no read t/o"
         self.http = HttpResources()  # the same pool settings as a Client's
         self.client = openai.AsyncOpenAI(
-            api_key=KEY, base_url=url + "/v1", max_retries=0, http_client=self.http.httpx_client()
+            api_key=KEY,
+            base_url=url + "/v1",
+            max_retries=0,
+            http_client=self.http.httpx_client(),
+            # Like with like: the driver enforces its read timeout (a timer per read, and
+            # an ``x-stainless-read-timeout`` header). Without it the SDK inherits the
+            # pool's "no read timeout" and skips that work: shown as its own row.
+            timeout=httpx2.Timeout(READ_TIMEOUT if read_timeout else None, connect=CONNECT_TIMEOUT),
         )
 
     async def complete(self) -> int:
@@ -230,6 +249,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         contestants = [
             RawSDK(url),
+            RawSDK(url, read_timeout=False),
             DriverOnly(url, "sdk"),
             ViaClient(url, "sdk"),
             DriverOnly(url, "native"),
@@ -285,6 +305,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "seconds_per_slice": args.seconds,
             "rounds": args.rounds,
             "output_tokens": TOKENS,
+            "timeouts": {"read": READ_TIMEOUT, "connect": CONNECT_TIMEOUT},
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
         },

@@ -3,6 +3,14 @@
 The compatibility path (Bedrock, Vertex, custom auth, a client the application already
 built). Same body as the native driver, same event mapping, every SDK exception
 translated at this boundary. ``anthropic`` is imported only when this backend is opened.
+
+Calls go through ``messages.with_raw_response.create``: unlike OpenAI's, ``create`` does
+not re-transform the body, and it adds behaviour of its own (the non-streaming timeout
+guard, tracing spans, deprecation warnings). What the SDK would then build from the
+answer is skipped, as it would only be taken apart again: a non-streamed answer is
+decoded once from the response bytes by the native parser, and a stream is the SDK's own
+event stream (SSE decoding, ``ping`` and ``error`` events) asked for each event's decoded
+JSON object (``parse(to=AsyncStream[object])``) rather than a typed model per event.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from .._types import ChatRequest, Chunk, Response, ToolCallDelta
 from ._anthropic import message_response
 from ._anthropic_wire import build_body, canonical_arguments, finish_reason, usage_from
 from ._headers import anthropic_rate_limits
-from ._sdk import SDKStream, maybe_await, sdk_error, split_body
+from ._sdk import SDKStream, header_dict, json_object, sdk_error, split_body
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -34,11 +42,12 @@ _USAGE_FIELDS = (
 
 
 def _usage_dict(u: Any) -> dict[str, Any]:
-    if u is None:
+    # The counts an event states; one it leaves null keeps what an earlier event said.
+    if not u:
         return {}
     out = {}
     for f in _USAGE_FIELDS:
-        v = getattr(u, f, None)
+        v = u.get(f)
         if v is not None:
             out[f] = v
     return out
@@ -74,6 +83,7 @@ class AnthropicSDK:
         self._given = client
         self._client: Any = client
         self._sdk: ModuleType | None = None
+        self._stream_cls: Any = None
         self.default_max_tokens = default_max_tokens
 
     def __repr__(self) -> str:
@@ -81,7 +91,9 @@ class AnthropicSDK:
 
     async def open(self, http: HttpResources) -> None:
         """Bind to the client's pooled HTTP resources."""
-        self._sdk = _import_sdk()
+        sdk = self._sdk = _import_sdk()
+        # Events as decoded JSON objects; built once (subscripting a generic is not free).
+        self._stream_cls = sdk.AsyncStream[object]
         if self._given is not None:
             return
         import httpx2
@@ -112,7 +124,7 @@ class AnthropicSDK:
         """A token stream for ``request`` on ``model`` (sent on ``__aenter__``)."""
         client, sdk = self._require()
         body = build_body(request, model, stream=True, default_max_tokens=self.default_max_tokens)
-        return _AnthropicSDKStream(client, sdk, body, provider=self.provider, model=model)
+        return _AnthropicSDKStream(self, client, sdk, body, model=model)
 
     async def complete(self, request: ChatRequest, model: str) -> Response:
         """``request`` on ``model`` through the non-streaming endpoint."""
@@ -122,87 +134,90 @@ class AnthropicSDK:
         started = time.perf_counter()
         try:
             raw = await client.messages.with_raw_response.create(**kwargs, extra_body=extra)
-            message = await maybe_await(raw.parse())
-            headers = raw.headers
+            # The body was read by the SDK (not a stream): decode it once, ourselves.
+            resp = raw.http_response
+            data = resp.content
         except Exception as exc:
             raise sdk_error(
                 exc, sdk, provider=self.provider, model=model, parse_limits=anthropic_rate_limits
             ) from exc
-        obj = {
-            "type": "message",
-            "content": [
-                {
-                    "type": b.type,
-                    "text": getattr(b, "text", None),
-                    "id": getattr(b, "id", None),
-                    "name": getattr(b, "name", None),
-                    "input": getattr(b, "input", None),
-                }
-                for b in message.content
-            ],
-            "stop_reason": message.stop_reason,
-            "usage": _usage_dict(message.usage),
-            "model": message.model,
-        }
+        obj = json_object(data, provider=self.provider, model=model)
         return message_response(
             obj,
             provider=self.provider,
             model=model,
             started=started,
-            rate_limits=anthropic_rate_limits(headers),
+            rate_limits=anthropic_rate_limits(header_dict(resp.headers)),
         )
 
 
 class _AnthropicSDKStream(SDKStream):
-    __slots__ = ("_body", "_client", "_tools", "_usage")
+    __slots__ = ("_body", "_client", "_stream_cls", "_tools", "_usage")
 
     def __init__(
-        self, client: Any, sdk: ModuleType, body: dict[str, Any], *, provider: str, model: str
+        self,
+        backend: AnthropicSDK,
+        client: Any,
+        sdk: ModuleType,
+        body: dict[str, Any],
+        *,
+        model: str,
     ) -> None:
-        super().__init__(sdk, provider=provider, model=model, parse_limits=anthropic_rate_limits)
+        super().__init__(
+            sdk, provider=backend.provider, model=model, parse_limits=anthropic_rate_limits
+        )
         self._client = client
         self._body = body
+        self._stream_cls = backend._stream_cls
         self._usage: dict[str, Any] = {}
-        self._tools: dict[int, tuple[int, list[str]]] = {}
+        # content-block index -> (tool ordinal, argument fragments)
+        self._tools: dict[Any, tuple[int, list[str]]] = {}
 
     async def _start(self) -> tuple[Any, Any]:
         kwargs, extra = split_body(self._body, _TYPED)
         raw = await self._client.messages.with_raw_response.create(**kwargs, extra_body=extra)
-        return await maybe_await(raw.parse()), raw.headers
+        stream = await raw.parse(to=self._stream_cls)
+        return stream, raw.http_response.headers
 
     def _on_item(self, ev: Any) -> None:
-        kind = ev.type
+        # ``ev`` is the event's JSON object as the SDK decoded it (no model built).
+        kind = ev.get("type")
         if kind == "content_block_delta":
-            delta = ev.delta
-            if delta.type == "text_delta":
-                if delta.text:
-                    self._emit(Chunk(delta.text))
-            elif delta.type == "input_json_delta":
-                entry = self._tools.get(ev.index)
+            delta = ev["delta"]
+            dtype = delta.get("type")
+            if dtype == "text_delta":
+                text = delta.get("text")
+                if text:
+                    self._emit(Chunk(text))
+            elif dtype == "input_json_delta":
+                entry = self._tools.get(ev.get("index"))
                 if entry is not None:
-                    entry[1].append(delta.partial_json or "")
+                    entry[1].append(delta.get("partial_json") or "")
+            # thinking / signature / citation deltas are not answer text
         elif kind == "message_start":
-            self.model = ev.message.model or self.model
-            self._usage = _usage_dict(ev.message.usage)
+            message = ev["message"]
+            self.model = message.get("model") or self.model
+            self._usage = _usage_dict(message.get("usage"))
         elif kind == "content_block_start":
-            block = ev.content_block
-            if block.type == "text":
-                if block.text:
-                    self._emit(Chunk(block.text))
-            elif block.type == "tool_use":
+            block = ev["content_block"]
+            btype = block.get("type")
+            if btype == "text":
+                text = block.get("text")
+                if text:
+                    self._emit(Chunk(text))
+            elif btype == "tool_use":
                 ordinal = len(self._tools)
-                self._tools[ev.index] = (ordinal, [])
-                self._emit(
-                    Chunk(tool_calls=(ToolCallDelta(index=ordinal, id=block.id, name=block.name),))
-                )
+                self._tools[ev.get("index")] = (ordinal, [])
+                start = ToolCallDelta(index=ordinal, id=block.get("id"), name=block.get("name"))
+                self._emit(Chunk(tool_calls=(start,)))
         elif kind == "content_block_stop":
-            entry = self._tools.get(ev.index)
+            entry = self._tools.get(ev.get("index"))
             if entry is not None:
                 args = canonical_arguments("".join(entry[1]))
                 self._emit(Chunk(tool_calls=(ToolCallDelta(index=entry[0], arguments=args),)))
         elif kind == "message_delta":
-            self._usage.update(_usage_dict(ev.usage))
-            stop = ev.delta.stop_reason
+            self._usage.update(_usage_dict(ev.get("usage")))
+            stop = ev["delta"].get("stop_reason")
             self._emit(
                 Chunk(
                     usage=usage_from(self._usage),
@@ -212,3 +227,4 @@ class _AnthropicSDKStream(SDKStream):
             )
         elif kind == "message_stop":
             self._finished = True
+        # "ping" never reaches here (the SDK drops it); newer event types are ignored.

@@ -1,9 +1,24 @@
 """The SDK backend of the OpenAI drivers: ``openai.AsyncOpenAI`` over the shared httpx2 pool.
 
 The compatibility path (Azure OpenAI, custom auth, a client the application already
-built). It sends the native driver's body, maps the SDK's typed chunks with the native
-rules and translates every SDK exception at this boundary. ``openai`` is imported only
-when this backend is opened.
+built). It sends the native driver's body, maps the answer with the native rules and
+translates every SDK exception at this boundary. ``openai`` is imported only when this
+backend is opened.
+
+Requests go through the client's generic ``post`` (public SDK API) with the body already
+in wire form, not through ``chat.completions.create``: ``create`` only re-checks and
+re-transforms its keyword arguments against the SDK's typed parameter dictionaries, a
+no-op for a body that is already wire JSON and the largest single CPU cost of an SDK
+call. Everything that makes the SDK backend worth having still applies: the client's
+authentication (``security``, as ``create`` passes it), Azure's deployment routing (it
+reads ``model`` from the body), default headers, timeouts, its error classes, its SSE
+decoding and in-stream error events. Instrumentation that wraps
+``chat.completions.create`` itself does not see these calls.
+
+Nor does the SDK build models of the answer that would only be taken apart again: a
+non-streamed answer is decoded from the response bytes by the native parser, and the
+stream yields each chunk's decoded JSON object (``AsyncStream[object]``), mapped here
+exactly as the native driver maps it.
 """
 
 from __future__ import annotations
@@ -16,7 +31,7 @@ from .._types import ChatRequest, Chunk, Response, ToolCallDelta
 from ._headers import openai_rate_limits
 from ._openai import completion_response
 from ._openai_wire import build_body, finish_reason, usage_from
-from ._sdk import SDKStream, maybe_await, sdk_error, split_body
+from ._sdk import SDKStream, header_dict, json_object, sdk_error
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -25,8 +40,10 @@ if TYPE_CHECKING:
 
 __all__ = ["OpenAISDK"]
 
-# What the SDK needs as typed arguments; the rest of the body goes through extra_body.
-_TYPED = ("model", "messages", "stream")
+_PATH = "/chat/completions"
+# What ``chat.completions.create`` passes besides the body: the client adds its API key
+# only to requests that ask for bearer authentication. Built once, never mutated.
+_OPTIONS: dict[str, Any] = {"security": {"bearer_auth": True}}
 
 
 def _import_sdk() -> ModuleType:
@@ -61,6 +78,8 @@ class OpenAISDK:
         self._given = client
         self._client: Any = client
         self._sdk: ModuleType | None = None
+        self._response_cls: Any = None
+        self._stream_cls: Any = None
         self.stream_usage = stream_usage
 
     def __repr__(self) -> str:
@@ -68,11 +87,14 @@ class OpenAISDK:
 
     async def open(self, http: HttpResources) -> None:
         """Bind to the client's pooled HTTP resources."""
-        self._sdk = _import_sdk()
-        if self._given is not None:
-            return
+        sdk = self._sdk = _import_sdk()
         import httpx2
 
+        # What ``post`` is asked to return, built once (subscripting a generic is not free).
+        self._response_cls = httpx2.Response
+        self._stream_cls = sdk.AsyncStream[object]
+        if self._given is not None:
+            return
         self._client = self._sdk.AsyncOpenAI(
             # Servers without auth (vLLM, Ollama) accept any key; the SDK insists on one.
             api_key=self._api_key or "EMPTY",
@@ -101,92 +123,77 @@ class OpenAISDK:
         """A token stream for ``request`` on ``model`` (sent on ``__aenter__``)."""
         client, sdk = self._require()
         body = build_body(request, model, stream=True, stream_usage=self.stream_usage)
-        return _OpenAISDKStream(client, sdk, body, provider=self.provider, model=model)
+        return _OpenAISDKStream(self, client, sdk, body, model=model)
 
     async def complete(self, request: ChatRequest, model: str) -> Response:
         """``request`` on ``model`` through the non-streaming endpoint."""
         client, sdk = self._require()
-        kwargs, extra = split_body(build_body(request, model, stream=False), _TYPED)
+        body = build_body(request, model, stream=False)
         started = time.perf_counter()
         try:
-            raw = await client.chat.completions.with_raw_response.create(**kwargs, extra_body=extra)
-            completion = await maybe_await(raw.parse())
-            headers = raw.headers
+            # ``cast_to=httpx2.Response``: the SDK hands back the response, body read.
+            resp = await client.post(_PATH, cast_to=self._response_cls, body=body, options=_OPTIONS)
+            data = resp.content
         except Exception as exc:
             raise sdk_error(
                 exc, sdk, provider=self.provider, model=model, parse_limits=openai_rate_limits
             ) from exc
-        obj = _completion_dict(completion)
+        obj = json_object(data, provider=self.provider, model=model)
         return completion_response(
             obj,
             provider=self.provider,
             model=model,
             started=started,
-            rate_limits=openai_rate_limits(headers),
+            rate_limits=openai_rate_limits(header_dict(resp.headers)),
         )
-
-
-def _completion_dict(c: Any) -> dict[str, Any]:
-    """The fields :func:`parse_completion` reads, from the SDK's typed completion."""
-    choices = []
-    for ch in c.choices or ():
-        msg = ch.message
-        tool_calls = [
-            {
-                "id": tc.id,
-                "function": {
-                    "name": getattr(tc.function, "name", None),
-                    "arguments": getattr(tc.function, "arguments", None),
-                },
-            }
-            for tc in (getattr(msg, "tool_calls", None) or ())
-        ]
-        choices.append(
-            {
-                "message": {"content": msg.content, "tool_calls": tool_calls},
-                "finish_reason": ch.finish_reason,
-            }
-        )
-    usage = None
-    if c.usage is not None:
-        details = getattr(c.usage, "prompt_tokens_details", None)
-        usage = {
-            "prompt_tokens": c.usage.prompt_tokens,
-            "completion_tokens": c.usage.completion_tokens,
-            "prompt_tokens_details": {
-                "cached_tokens": getattr(details, "cached_tokens", None) if details else None
-            },
-        }
-    return {"choices": choices, "usage": usage, "model": c.model}
 
 
 class _OpenAISDKStream(SDKStream):
-    __slots__ = ("_body", "_client")
+    __slots__ = ("_body", "_client", "_stream_cls")
 
     def __init__(
-        self, client: Any, sdk: ModuleType, body: dict[str, Any], *, provider: str, model: str
+        self, backend: OpenAISDK, client: Any, sdk: ModuleType, body: dict[str, Any], *, model: str
     ) -> None:
-        super().__init__(sdk, provider=provider, model=model, parse_limits=openai_rate_limits)
+        super().__init__(
+            sdk, provider=backend.provider, model=model, parse_limits=openai_rate_limits
+        )
         self._client = client
         self._body = body
+        self._stream_cls = backend._stream_cls
 
     async def _start(self) -> tuple[Any, Any]:
-        kwargs, extra = split_body(self._body, _TYPED)
-        raw = await self._client.chat.completions.with_raw_response.create(
-            **kwargs, extra_body=extra
+        # The SDK's stream over the response (its SSE decoding, ``[DONE]`` and error
+        # events), yielding each chunk's decoded JSON object: ``cast_to=object`` skips
+        # building a typed model per chunk that ``_on_item`` would only take apart.
+        stream = await self._client.post(
+            _PATH,
+            cast_to=object,
+            body=self._body,
+            options=_OPTIONS,
+            stream=True,
+            stream_cls=self._stream_cls,
         )
-        return await maybe_await(raw.parse()), raw.headers
+        return stream, stream.response.headers
 
     def _on_item(self, item: Any) -> None:
-        if item.model:
-            self.model = item.model
-        choices = item.choices
+        # ``item`` is the chunk's JSON object as the SDK decoded it (no model built).
+        model = item.get("model")
+        if model:
+            self.model = model
+        choices = item.get("choices")
         if choices:
             c = choices[0]
-            delta = c.delta
-            raw_finish = c.finish_reason
-            text = getattr(delta, "content", None) if delta is not None else None
-            tools = getattr(delta, "tool_calls", None) if delta is not None else None
+            delta = c.get("delta")
+            raw_finish = c.get("finish_reason")
+            if delta:
+                text = delta.get("content")
+                tools = delta.get("tool_calls")
+                if text and not tools and raw_finish is None:
+                    # The hot path: a plain text delta.
+                    self._emit(Chunk(text))
+                    text = None
+            else:
+                text = tools = None
             if raw_finish is not None:
                 # The OpenAI stream's end marker is [DONE], which the SDK swallows; a
                 # finish reason is the last thing it lets us see.
@@ -195,27 +202,37 @@ class _OpenAISDKStream(SDKStream):
                 self._emit(
                     Chunk(
                         text=text or "",
-                        tool_calls=tuple(
-                            ToolCallDelta(
-                                index=tc.index if tc.index is not None else i,
-                                id=tc.id,
-                                name=getattr(tc.function, "name", None),
-                                arguments=getattr(tc.function, "arguments", None) or "",
-                            )
-                            for i, tc in enumerate(tools or ())
-                        ),
+                        tool_calls=_tool_deltas(tools) if tools else (),
                         finish_reason=finish_reason(raw_finish) if raw_finish else None,
                         raw_finish_reason=raw_finish,
                     )
                 )
-        usage = item.usage
+        usage = item.get("usage")
         if usage:
-            details = getattr(usage, "prompt_tokens_details", None)
-            cached = getattr(details, "cached_tokens", None) if details else None
+            details = usage.get("prompt_tokens_details")
+            cached = details.get("cached_tokens") if isinstance(details, dict) else None
             self._emit(
                 Chunk(
                     usage=usage_from(
-                        usage.prompt_tokens or 0, usage.completion_tokens or 0, cached or 0
+                        usage.get("prompt_tokens") or 0,
+                        usage.get("completion_tokens") or 0,
+                        cached or 0,
                     )
                 )
             )
+
+
+def _tool_deltas(raw: list[Any]) -> tuple[ToolCallDelta, ...]:
+    out = []
+    for i, tc in enumerate(raw):
+        fn = tc.get("function") or {}
+        index = tc.get("index")
+        out.append(
+            ToolCallDelta(
+                index=index if index is not None else i,
+                id=tc.get("id"),
+                name=fn.get("name"),
+                arguments=fn.get("arguments") or "",
+            )
+        )
+    return tuple(out)

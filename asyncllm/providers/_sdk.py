@@ -1,10 +1,12 @@
 """Shared machinery of the SDK backends (official ``openai`` / ``anthropic`` clients).
 
-The SDK backends send the very body the native drivers send (typed arguments for what the
-SDK needs to route the call, everything else through ``extra_body``) and map the SDK's
-typed events with the same rules, so both backends produce equal results. Errors are
-translated at this boundary by :func:`sdk_error`: nothing above ``providers/`` sees an
-``openai.*``, ``anthropic.*`` or ``httpx2.*`` exception.
+The SDK backends send the very body the native drivers send and map the answer with the
+native rules, so both backends produce equal results. What the SDK would build from the
+answer only to be taken apart again is skipped: a non-streamed answer is decoded once,
+from the response bytes, by the parser the native backend uses (:func:`json_object`), and
+streams ask the SDK for each event's decoded JSON object instead of a typed model.
+Errors are translated at this boundary by :func:`sdk_error`: nothing above
+``providers/`` sees an ``openai.*``, ``anthropic.*`` or ``httpx2.*`` exception.
 
 This module imports neither SDK: the backends pass their SDK module in, and import it
 only when the SDK backend is actually used.
@@ -17,6 +19,7 @@ from types import ModuleType, TracebackType
 from typing import Any, NoReturn
 
 import anyio
+import orjson
 
 from .._exceptions import (
     AuthenticationFailed,
@@ -35,7 +38,7 @@ from ._errors import (
     transport_error,
 )
 
-__all__ = ["SDKStream", "maybe_await", "sdk_error", "split_body"]
+__all__ = ["SDKStream", "header_dict", "json_object", "sdk_error", "split_body"]
 
 
 def sdk_error(
@@ -95,18 +98,41 @@ def split_body(body: dict[str, Any], typed: tuple[str, ...]) -> tuple[dict[str, 
     return kwargs, body or None
 
 
-async def maybe_await(value: Any) -> Any:
-    """``openai``'s raw ``parse()`` is synchronous, ``anthropic``'s is a coroutine."""
-    if hasattr(value, "__await__"):
-        return await value
-    return value
+def header_dict(headers: Any) -> dict[str, str]:
+    """httpx/httpx2 response headers as a plain dict with lower-case keys.
+
+    ``httpx2.Headers.get`` decodes and scans every header on each call; the rate-limit
+    parsers look up six or more, so one pass here is cheaper. Repeated headers are
+    joined with ``", "``, exactly as ``get`` would return them.
+    """
+    return dict(headers.items())
+
+
+def json_object(data: bytes, *, provider: str, model: str) -> dict[str, Any]:
+    """A non-streamed response body decoded as the native backend decodes it.
+
+    Raises:
+        MalformedResponse: the body is not JSON, or not a JSON object.
+    """
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedResponse(
+            f"response is not JSON: {data[:200]!r}", provider=provider, model=model
+        ) from exc
+    if not isinstance(obj, dict):
+        raise MalformedResponse(
+            f"response is not a JSON object: {data[:200]!r}", provider=provider, model=model
+        )
+    return obj
 
 
 class SDKStream:
-    """Chunks from an SDK's typed event stream, with the native stream's semantics.
+    """Chunks from an SDK's event stream, with the native stream's semantics.
 
     Subclasses implement :meth:`_start` (send the request; return the SDK's async
-    iterator and the response headers) and :meth:`_on_item` (one typed event to chunks).
+    iterator and the response headers) and :meth:`_on_item` (one event, as the SDK
+    decoded it, to chunks).
     """
 
     __slots__ = (
@@ -156,7 +182,7 @@ class SDKStream:
         raise NotImplementedError
 
     def _on_item(self, item: Any) -> None:
-        """Turn one typed SDK event into chunks (subclasses)."""
+        """Turn one SDK event (its decoded JSON object) into chunks (subclasses)."""
         raise NotImplementedError
 
     async def __aenter__(self) -> SDKStream:
@@ -166,6 +192,7 @@ class SDKStream:
             raise self._map(exc) from exc
         self._stream = stream
         self._it = stream
+        headers = header_dict(headers)
         self.rate_limits = self._parse_limits(headers)
         if headers.get("content-type", "").startswith("application/json"):
             await self._not_a_stream(stream)
