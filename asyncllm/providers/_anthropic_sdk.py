@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, ProviderError
 from .._types import ChatRequest, Chunk, Response, ToolCallDelta
 from ._anthropic import message_response
 from ._anthropic_wire import build_body, canonical_arguments, finish_reason, usage_from
@@ -132,15 +132,20 @@ class AnthropicSDK:
         body = build_body(request, model, stream=False, default_max_tokens=self.default_max_tokens)
         kwargs, extra = split_body(body, _TYPED)
         started = time.perf_counter()
+        failure: ProviderError | None = None
         try:
             raw = await client.messages.with_raw_response.create(**kwargs, extra_body=extra)
             # The body was read by the SDK (not a stream): decode it once, ourselves.
             resp = raw.http_response
             data = resp.content
         except Exception as exc:
-            raise sdk_error(
+            failure = sdk_error(
                 exc, sdk, provider=self.provider, model=model, parse_limits=anthropic_rate_limits
-            ) from exc
+            )
+        if failure is not None:
+            # Raised outside the handler, unchained: the SDK's error holds the request and
+            # its headers, API key included, and must not be reachable from ours.
+            raise failure
         obj = json_object(data, provider=self.provider, model=model)
         return message_response(
             obj,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, ProviderError
 from .._types import ChatRequest, Chunk, Response, ToolCallDelta
 from ._headers import openai_rate_limits
 from ._openai import completion_response
@@ -130,14 +130,19 @@ class OpenAISDK:
         client, sdk = self._require()
         body = build_body(request, model, stream=False)
         started = time.perf_counter()
+        failure: ProviderError | None = None
         try:
             # ``cast_to=httpx2.Response``: the SDK hands back the response, body read.
             resp = await client.post(_PATH, cast_to=self._response_cls, body=body, options=_OPTIONS)
             data = resp.content
         except Exception as exc:
-            raise sdk_error(
+            failure = sdk_error(
                 exc, sdk, provider=self.provider, model=model, parse_limits=openai_rate_limits
-            ) from exc
+            )
+        if failure is not None:
+            # Raised outside the handler, unchained: the SDK's error holds the request and
+            # its headers, API key included, and must not be reachable from ours.
+            raise failure
         obj = json_object(data, provider=self.provider, model=model)
         return completion_response(
             obj,

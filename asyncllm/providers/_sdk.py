@@ -6,7 +6,10 @@ answer only to be taken apart again is skipped: a non-streamed answer is decoded
 from the response bytes, by the parser the native backend uses (:func:`json_object`), and
 streams ask the SDK for each event's decoded JSON object instead of a typed model.
 Errors are translated at this boundary by :func:`sdk_error`: nothing above
-``providers/`` sees an ``openai.*``, ``anthropic.*`` or ``httpx2.*`` exception.
+``providers/`` sees an ``openai.*``, ``anthropic.*`` or ``httpx2.*`` exception. The mapped
+errors are raised outside the ``except`` block and unchained (neither ``__cause__`` nor
+``__context__``): the SDK's exception carries the request with its headers, so chaining it
+would make the API key reachable from every error we raise.
 
 This module imports neither SDK: the backends pass their SDK module in, and import it
 only when the SDK backend is actually used.
@@ -186,10 +189,13 @@ class SDKStream:
         raise NotImplementedError
 
     async def __aenter__(self) -> SDKStream:
+        failure: ProviderError | None = None
         try:
             stream, headers = await self._start()
         except Exception as exc:
-            raise self._map(exc) from exc
+            failure = self._map(exc)
+        if failure is not None:
+            raise failure  # unchained: the SDK error holds the request (API key included)
         self._stream = stream
         self._it = stream
         headers = header_dict(headers)
@@ -200,12 +206,14 @@ class SDKStream:
 
     async def _not_a_stream(self, stream: Any) -> NoReturn:
         # As the native backend does: a JSON body where a stream was asked for.
+        failure: ProviderError | None = None
         try:
             data = await stream.response.aread()
         except Exception as exc:
-            await self._close()
-            raise self._map(exc) from exc
+            failure = self._map(exc)
         await self._close()
+        if failure is not None:
+            raise failure  # unchained: the SDK error holds the request (API key included)
         raise json_instead_of_stream(data, provider=self.provider, model=self.model)
 
     async def __aexit__(
@@ -262,10 +270,8 @@ class SDKStream:
                     )
                 continue
             except Exception as exc:
-                err = self._map(exc)
-                if err is not exc:
-                    err.__cause__ = exc
-                self._error = err
+                # Not chained to the SDK's error: it holds the request, API key included.
+                self._error = self._map(exc)
                 continue
             try:
                 self._on_item(item)

@@ -149,14 +149,7 @@ async def test_the_key_appears_nowhere_but_on_the_wire(
     "backend",
     [
         "native",
-        pytest.param(
-            "sdk",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="defect in providers/_sdk.py: mapped errors chain the SDK's error "
-                "(raise ... from exc), whose .request.headers hold the API key",
-            ),
-        ),
+        "sdk",
     ],
 )
 @pytest.mark.parametrize("vendor", ["openai", "anthropic"])
