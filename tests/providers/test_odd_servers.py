@@ -135,3 +135,31 @@ async def test_redirects_are_not_followed(backend: str) -> None:
         finally:
             await http.aclose()
     assert got[0] == "error" and got[2] == 302, got
+
+
+def _body(payload: bytes, content_type: str) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=payload, content_type=content_type)
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("payload", "content_type", "expected"),
+    [
+        (b"hello, not json", "text/plain", "MalformedResponse"),
+        (b"[1, 2, 3]", "application/json", "MalformedResponse"),
+        (b'{"choices": "nope"}', "application/json", "MalformedResponse"),
+        (
+            b'{"error": {"message": "engine exploded", "type": "server_error"}}',
+            "application/json",
+            "ServerError",
+        ),
+    ],
+)
+async def test_odd_complete_bodies_after_a_200(
+    payload: bytes, content_type: str, expected: str
+) -> None:
+    """A 200 whose body is not a chat completion: a typed error, the same on both backends."""
+    got = await both(_body(payload, content_type), lambda p: outcome(p.complete(req())))
+    assert got[:2] == ("error", expected)
