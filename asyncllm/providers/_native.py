@@ -318,11 +318,13 @@ class NativeStream:
             self._error = err
 
     def _ended_early(self) -> ProviderError:
-        return ConnectionFailed(
+        err = ConnectionFailed(
             "the stream ended before its end marker",
             provider=self._endpoint.provider,
             model=self.model,
         )
+        err.response_started = True  # after a 200: the provider may have billed it
+        return err
 
     def _emit(self, chunk: Chunk) -> None:
         """Queue a chunk; count it as content when it carries text or tool calls."""

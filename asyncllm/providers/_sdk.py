@@ -263,15 +263,20 @@ class SDKStream:
             except StopAsyncIteration:
                 self._done = True
                 if not self._finished:
-                    self._error = ConnectionFailed(
+                    ended = ConnectionFailed(
                         "the stream ended before its end marker",
                         provider=self.provider,
                         model=self.model,
                     )
+                    ended.response_started = True  # after a 200: maybe billed
+                    self._error = ended
                 continue
             except Exception as exc:
                 # Not chained to the SDK's error: it holds the request, API key included.
-                self._error = self._map(exc)
+                err = self._map(exc)
+                if isinstance(err, ConnectionFailed):
+                    err.response_started = True  # after a 200: the provider may have billed
+                self._error = err
                 continue
             try:
                 self._on_item(item)
