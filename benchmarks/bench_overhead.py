@@ -33,28 +33,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
-import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx2
+from _common import RESULTS, simulator_process, timed_slice, write_json
 
 from asyncllm import Client
 from asyncllm._types import build_request
 from asyncllm.providers import HttpResources
 from asyncllm.providers._openai import OpenAIProvider
 
-ROOT = Path(__file__).resolve().parent.parent
 MODEL = "gpt-4o-mini"
 KEY = "sk-bench"
 PROMPT = "Write a short note about the weather."
@@ -62,47 +55,6 @@ TOKENS = 16
 # OpenAIProvider's defaults (timeout=600.0, connect_timeout=10.0), given to the raw SDK too.
 READ_TIMEOUT = 600.0
 CONNECT_TIMEOUT = 10.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pin(pid: int, cpu: int) -> bool:
-    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
-        return False
-    try:
-        os.sched_setaffinity(pid, {cpu})
-    except OSError:
-        return False
-    return True
-
-
-def start_simulator() -> tuple[subprocess.Popen[str], str, bool]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "asyncllm.cli",
-            "simulate",
-            "--port",
-            str(port),
-            "--output-tokens",
-            str(TOKENS),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http://"):
-        proc.kill()
-        raise RuntimeError(f"simulator did not start: {url!r}")
-    pinned = _pin(proc.pid, 1) and _pin(os.getpid(), 0)
-    return proc, url, pinned
 
 
 class Contestant:
@@ -220,61 +172,47 @@ class ViaClient(Contestant):
 
 async def measure(c: Contestant, mode: str, seconds: float, concurrency: int) -> dict[str, float]:
     call: Callable[[], Awaitable[int]] = getattr(c, mode)
-    loop = asyncio.get_running_loop()
-    count = wrong = 0
-    stop = 0.0
-
-    async def worker() -> None:
-        nonlocal count, wrong
-        while loop.time() < stop:
-            got = await call()
-            count += 1
-            wrong += got != TOKENS
-
-    gc.collect()
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    stop = loop.time() + seconds
-    async with anyio.create_task_group() as tg:
-        for _ in range(concurrency):
-            tg.start_soon(worker)
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
-    if wrong:
-        raise RuntimeError(f"{c.name} {mode}: {wrong}/{count} answers had the wrong size")
+    count, cpu, wall = await timed_slice(
+        call,
+        (),
+        expected=TOKENS,
+        seconds=seconds,
+        concurrency=concurrency,
+        label=f"{c.name} {mode}",
+    )
     return {"n": count, "cpu_us": 1e6 * cpu / count, "rps": count / wall}
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    proc, url, pinned = start_simulator()
     contestants: list[Contestant] = []
-    try:
-        contestants = [
-            RawSDK(url),
-            RawSDK(url, read_timeout=False),
-            DriverOnly(url, "sdk"),
-            ViaClient(url, "sdk"),
-            DriverOnly(url, "native"),
-            ViaClient(url, "native"),
-        ]
-        for c in contestants:
-            opener = getattr(c, "open", None)
-            if opener is not None:
-                await opener()
-        modes = ("complete", "stream")
-        for c in contestants:  # warm-up: connections, imports, caches
-            for mode in modes:
-                await measure(c, mode, 0.3, args.concurrency)
-        samples: dict[tuple[str, str], list[dict[str, float]]] = {}
-        for r in range(args.rounds):
-            order = contestants[r % len(contestants) :] + contestants[: r % len(contestants)]
-            for c in order:
+    with simulator_process("--output-tokens", str(TOKENS)) as (url, pinned):
+        try:
+            contestants = [
+                RawSDK(url),
+                RawSDK(url, read_timeout=False),
+                DriverOnly(url, "sdk"),
+                ViaClient(url, "sdk"),
+                DriverOnly(url, "native"),
+                ViaClient(url, "native"),
+            ]
+            for c in contestants:
+                opener = getattr(c, "open", None)
+                if opener is not None:
+                    await opener()
+            modes = ("complete", "stream")
+            for c in contestants:  # warm-up: connections, imports, caches
                 for mode in modes:
-                    m = await measure(c, mode, args.seconds, args.concurrency)
-                    samples.setdefault((c.name, mode), []).append(m)
-    finally:
-        for c in contestants:
-            await c.close()
-        proc.terminate()
-        proc.wait(timeout=10)
+                    await measure(c, mode, 0.3, args.concurrency)
+            samples: dict[tuple[str, str], list[dict[str, float]]] = {}
+            for r in range(args.rounds):
+                order = contestants[r % len(contestants) :] + contestants[: r % len(contestants)]
+                for c in order:
+                    for mode in modes:
+                        m = await measure(c, mode, args.seconds, args.concurrency)
+                        samples.setdefault((c.name, mode), []).append(m)
+        finally:
+            for c in contestants:
+                await c.close()
     rows: dict[str, dict[str, Any]] = {}
     for (name, mode), ms in samples.items():
         row = rows.setdefault(name, {"name": name})
@@ -347,12 +285,11 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=1.0, help="seconds per slice")
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--quick", action="store_true", help="3 rounds of 1 s")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/bench_overhead.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "bench_overhead.json")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.seconds = 3, 1.0
     report = asyncio.run(main(args))
     print_table(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)
     print(f"\nwrote {args.out}")

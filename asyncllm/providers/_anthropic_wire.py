@@ -24,7 +24,7 @@ Translation rules (shared by the native and SDK backends):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -35,9 +35,11 @@ from ._native import NativeStream
 __all__ = [
     "JSON_INSTRUCTION",
     "AnthropicStream",
+    "EventSink",
     "build_body",
     "canonical_arguments",
     "finish_reason",
+    "on_event",
     "parse_message",
     "usage_from",
 ]
@@ -226,6 +228,100 @@ def build_body(
 # -- responses -------------------------------------------------------------------------
 
 
+_USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
+
+
+def _usage_counts(u: Any) -> dict[str, Any]:
+    # The counts an event states; one it leaves null keeps what an earlier event said.
+    if not u:
+        return {}
+    out = {}
+    for f in _USAGE_FIELDS:
+        v = u.get(f)
+        if v is not None:
+            out[f] = v
+    return out
+
+
+class EventSink(Protocol):
+    """What :func:`on_event` feeds: the native stream or the SDK backend's stream."""
+
+    model: str
+    _finished: bool
+    _ended: bool
+    _usage: dict[str, Any]
+    # content-block index -> (tool ordinal, argument fragments)
+    _tools: dict[Any, tuple[int, list[str]]]
+
+    @property
+    def provider(self) -> str: ...
+
+    def _emit(self, chunk: Chunk) -> None: ...
+
+
+def on_event(s: EventSink, obj: Mapping[str, Any], event: str | None = None) -> None:
+    """Map one decoded Messages stream event to ``s``'s chunks (both backends use it).
+
+    ``event`` is the SSE event name, where the caller has it.
+
+    Raises:
+        ProviderError: an ``error`` event.
+    """
+    kind = obj.get("type")
+    if kind == "content_block_delta":
+        delta = obj["delta"]
+        dtype = delta.get("type")
+        if dtype == "text_delta":
+            text = delta.get("text")
+            if text:
+                s._emit(Chunk(text))
+        elif dtype == "input_json_delta":
+            entry = s._tools.get(obj.get("index", -1))
+            if entry is not None:
+                entry[1].append(delta.get("partial_json") or "")
+        # thinking / signature / citation deltas are not answer text
+    elif kind == "message_start":
+        msg = obj.get("message") or {}
+        s.model = msg.get("model") or s.model
+        s._usage = _usage_counts(msg.get("usage"))
+    elif kind == "content_block_start":
+        block = obj.get("content_block") or {}
+        btype = block.get("type")
+        if btype == "text":
+            if block.get("text"):
+                s._emit(Chunk(block["text"]))
+        elif btype == "tool_use":
+            ordinal = len(s._tools)
+            s._tools[obj.get("index", ordinal)] = (ordinal, [])
+            start = ToolCallDelta(index=ordinal, id=block.get("id"), name=block.get("name"))
+            s._emit(Chunk(tool_calls=(start,)))
+    elif kind == "content_block_stop":
+        entry = s._tools.get(obj.get("index", -1))
+        if entry is not None:
+            args = canonical_arguments("".join(entry[1]))
+            s._emit(Chunk(tool_calls=(ToolCallDelta(index=entry[0], arguments=args),)))
+    elif kind == "message_delta":
+        s._usage.update(_usage_counts(obj.get("usage")))
+        stop = (obj.get("delta") or {}).get("stop_reason")
+        s._emit(
+            Chunk(
+                usage=usage_from(s._usage),
+                finish_reason=finish_reason(stop) if stop else None,
+                raw_finish_reason=stop,
+            )
+        )
+    elif kind == "message_stop":
+        s._finished = s._ended = True
+    elif kind == "error" or event == "error":
+        raise error_from_payload(obj, provider=s.provider, model=s.model)
+    # "ping" and event types added later are ignored, as the API asks clients to.
+
+
 class AnthropicStream(NativeStream):
     """Messages stream events (``message_start`` ... ``message_stop``)."""
 
@@ -235,58 +331,15 @@ class AnthropicStream(NativeStream):
         super().__init__(*args)
         self._usage: dict[str, Any] = {}
         # content-block index -> (tool ordinal, argument fragments)
-        self._tools: dict[int, tuple[int, list[str]]] = {}
+        self._tools: dict[Any, tuple[int, list[str]]] = {}
+
+    @property
+    def provider(self) -> str:
+        """The provider instance's name (error context)."""
+        return self._endpoint.provider
 
     def _on_event(self, event: str | None, data: bytes) -> None:
-        obj = orjson.loads(data)
-        kind = obj.get("type")
-        if kind == "content_block_delta":
-            delta = obj["delta"]
-            dtype = delta.get("type")
-            if dtype == "text_delta":
-                text = delta.get("text")
-                if text:
-                    self._emit(Chunk(text))
-            elif dtype == "input_json_delta":
-                entry = self._tools.get(obj.get("index", -1))
-                if entry is not None:
-                    entry[1].append(delta.get("partial_json") or "")
-            # thinking / signature / citation deltas are not answer text
-        elif kind == "message_start":
-            msg = obj.get("message") or {}
-            self.model = msg.get("model") or self.model
-            self._usage = dict(msg.get("usage") or {})
-        elif kind == "content_block_start":
-            block = obj.get("content_block") or {}
-            btype = block.get("type")
-            if btype == "text":
-                if block.get("text"):
-                    self._emit(Chunk(block["text"]))
-            elif btype == "tool_use":
-                ordinal = len(self._tools)
-                self._tools[obj.get("index", ordinal)] = (ordinal, [])
-                start = ToolCallDelta(index=ordinal, id=block.get("id"), name=block.get("name"))
-                self._emit(Chunk(tool_calls=(start,)))
-        elif kind == "content_block_stop":
-            entry = self._tools.get(obj.get("index", -1))
-            if entry is not None:
-                args = canonical_arguments("".join(entry[1]))
-                self._emit(Chunk(tool_calls=(ToolCallDelta(index=entry[0], arguments=args),)))
-        elif kind == "message_delta":
-            self._usage.update(obj.get("usage") or {})
-            stop = (obj.get("delta") or {}).get("stop_reason")
-            self._emit(
-                Chunk(
-                    usage=usage_from(self._usage),
-                    finish_reason=finish_reason(stop) if stop else None,
-                    raw_finish_reason=stop,
-                )
-            )
-        elif kind == "message_stop":
-            self._finished = self._ended = True
-        elif kind == "error" or event == "error":
-            raise error_from_payload(obj, provider=self._endpoint.provider, model=self.model)
-        # "ping" and event types added later are ignored, as the API asks clients to.
+        on_event(self, orjson.loads(data), event)
 
 
 def parse_message(

@@ -8,7 +8,7 @@ answer the same way.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -17,9 +17,11 @@ from ._errors import error_from_payload
 from ._native import NativeStream
 
 __all__ = [
+    "ChunkSink",
     "OpenAIStream",
     "build_body",
     "finish_reason",
+    "on_chunk",
     "parse_completion",
     "usage_from",
 ]
@@ -104,9 +106,10 @@ def _tool_deltas(raw: list[Any]) -> tuple[ToolCallDelta, ...]:
     out = []
     for i, tc in enumerate(raw):
         fn = tc.get("function") or {}
+        index = tc.get("index")
         out.append(
             ToolCallDelta(
-                index=tc.get("index", i),
+                index=index if index is not None else i,
                 id=tc.get("id"),
                 name=fn.get("name"),
                 arguments=fn.get("arguments") or "",
@@ -115,51 +118,77 @@ def _tool_deltas(raw: list[Any]) -> tuple[ToolCallDelta, ...]:
     return tuple(out)
 
 
+class ChunkSink(Protocol):
+    """What :func:`on_chunk` feeds: the native stream or the SDK backend's stream."""
+
+    model: str
+    _finished: bool
+
+    @property
+    def provider(self) -> str: ...
+
+    def _emit(self, chunk: Chunk) -> None: ...
+
+
+def on_chunk(s: ChunkSink, obj: Mapping[str, Any]) -> None:
+    """Map one decoded chat-completion chunk to ``s``'s chunks (both backends use it).
+
+    Raises:
+        ProviderError: the chunk is an in-stream ``{"error": ...}`` object.
+    """
+    choices = obj.get("choices")
+    usage = obj.get("usage")
+    model = obj.get("model")
+    if model:
+        s.model = model
+    if choices:
+        c = choices[0]
+        delta = c.get("delta")
+        raw_finish = c.get("finish_reason")
+        if delta:
+            text = delta.get("content")
+            tools = delta.get("tool_calls")
+            if text and not tools and raw_finish is None:
+                # The hot path: a plain text delta.
+                s._emit(Chunk(text))
+                text = None
+        else:
+            text = tools = None
+        if text or tools or raw_finish:
+            if raw_finish:
+                # The answer is complete; the usage chunk and [DONE] normally follow,
+                # but a server that closes cleanly here has not broken the stream. (The
+                # SDK swallows [DONE]: a finish reason is the last thing it lets us see.)
+                s._finished = True
+            s._emit(
+                Chunk(
+                    text=text or "",
+                    tool_calls=_tool_deltas(tools) if tools else (),
+                    finish_reason=finish_reason(raw_finish) if raw_finish else None,
+                    raw_finish_reason=raw_finish,
+                )
+            )
+    elif obj.get("error"):
+        raise error_from_payload(obj, provider=s.provider, model=s.model)
+    if usage:
+        s._emit(Chunk(usage=_usage(usage)))
+
+
 class OpenAIStream(NativeStream):
     """Chat-completion chunks (``data: {...}`` events ending with ``data: [DONE]``)."""
 
     __slots__ = ()
 
+    @property
+    def provider(self) -> str:
+        """The provider instance's name (error context)."""
+        return self._endpoint.provider
+
     def _on_event(self, event: str | None, data: bytes) -> None:
         if data[:6] == b"[DONE]":
             self._finished = self._ended = True
             return
-        obj = orjson.loads(data)
-        choices = obj.get("choices")
-        usage = obj.get("usage")
-        model = obj.get("model")
-        if model:
-            self.model = model
-        if choices:
-            c = choices[0]
-            delta = c.get("delta")
-            raw_finish = c.get("finish_reason")
-            if delta:
-                text = delta.get("content")
-                tools = delta.get("tool_calls")
-                if text and not tools and raw_finish is None:
-                    # The hot path: a plain text delta.
-                    self._emit(Chunk(text))
-                    text = None
-            else:
-                text = tools = None
-            if text or tools or raw_finish:
-                if raw_finish:
-                    # The answer is complete; the usage chunk and [DONE] normally follow,
-                    # but a server that closes cleanly here has not broken the stream.
-                    self._finished = True
-                self._emit(
-                    Chunk(
-                        text=text or "",
-                        tool_calls=_tool_deltas(tools) if tools else (),
-                        finish_reason=finish_reason(raw_finish) if raw_finish else None,
-                        raw_finish_reason=raw_finish,
-                    )
-                )
-        elif obj.get("error"):
-            raise error_from_payload(obj, provider=self._endpoint.provider, model=self.model)
-        if usage:
-            self._emit(Chunk(usage=_usage(usage)))
+        on_chunk(self, orjson.loads(data))
 
 
 def parse_completion(

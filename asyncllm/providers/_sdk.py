@@ -17,21 +17,23 @@ only when the SDK backend is actually used.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from types import ModuleType, TracebackType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypedDict, Unpack
 
 import anyio
 import orjson
 
 from .._exceptions import (
     AuthenticationFailed,
+    ConfigurationError,
     ConnectionFailed,
     MalformedResponse,
     ProviderError,
     ProviderTimeout,
 )
-from .._types import Chunk, RateLimitInfo
+from .._types import ChatRequest, Chunk, RateLimitInfo, Response
 from ._errors import (
     LimitsParser,
     broken,
@@ -41,7 +43,19 @@ from ._errors import (
     transport_error,
 )
 
-__all__ = ["SDKStream", "header_dict", "json_object", "sdk_error", "split_body"]
+if TYPE_CHECKING:
+    from ._http import HttpResources
+
+__all__ = [
+    "SDKBackend",
+    "SDKBackendStream",
+    "SDKSettings",
+    "SDKStream",
+    "header_dict",
+    "json_object",
+    "sdk_error",
+    "split_body",
+]
 
 
 def sdk_error(
@@ -299,3 +313,140 @@ class SDKStream:
             self._count += 1
         elif chunk.tool_calls:
             self._count += 1
+
+
+class SDKSettings(TypedDict):
+    """The settings every SDK backend takes (keyword arguments of its constructor)."""
+
+    provider: str
+    api_key: str | None
+    base_url: str
+    timeout: float | None
+    connect_timeout: float | None
+    extra_headers: dict[str, str]
+    client: Any
+
+
+class SDKBackend:
+    """What the SDK backends share: the client they build or were given, its life cycle
+    on the asyncllm client's pool, and the non-streaming call with its error mapping.
+
+    Subclasses name their SDK (:meth:`_import_sdk`), build its client
+    (:meth:`_new_client`), the wire body (:meth:`_body`), send it (:meth:`_send`, returning
+    the response with its body read) and turn the decoded answer into a
+    :class:`Response` (:meth:`_response`).
+    """
+
+    def __init__(self, *, parse_limits: LimitsParser, **settings: Unpack[SDKSettings]) -> None:
+        self.provider = settings["provider"]
+        self._api_key = settings["api_key"]
+        self._base_url = settings["base_url"]
+        self._timeout = settings["timeout"]
+        self._connect_timeout = settings["connect_timeout"]
+        self._extra_headers = settings["extra_headers"]
+        self._given = settings["client"]
+        self._client: Any = settings["client"]
+        self._sdk: ModuleType | None = None
+        self._response_cls: Any = None
+        self._stream_cls: Any = None
+        self._parse_limits = parse_limits
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self._base_url!r})"
+
+    def _import_sdk(self) -> ModuleType:
+        """The SDK module, imported only now (subclasses)."""
+        raise NotImplementedError
+
+    def _new_client(self, sdk: ModuleType, http: HttpResources, timeout: Any) -> Any:
+        """The SDK client on the shared pool, ``max_retries=0`` (subclasses)."""
+        raise NotImplementedError
+
+    def _body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
+        """The native driver's wire body (subclasses)."""
+        raise NotImplementedError
+
+    async def _send(self, client: Any, body: dict[str, Any]) -> Any:
+        """Send a non-streaming request; the httpx2 response, body read (subclasses)."""
+        raise NotImplementedError
+
+    def _response(
+        self, obj: dict[str, Any], *, model: str, started: float, rate_limits: Any
+    ) -> Response:
+        """A :class:`Response` from the decoded answer (subclasses)."""
+        raise NotImplementedError
+
+    async def open(self, http: HttpResources) -> None:
+        """Bind to the client's pooled HTTP resources."""
+        sdk = self._sdk = self._import_sdk()
+        import httpx2
+
+        # Built once (subscripting a generic is not free): what a raw call returns, and
+        # the stream class that yields each event's decoded JSON object.
+        self._response_cls = httpx2.Response
+        self._stream_cls = sdk.AsyncStream[object]
+        if self._given is not None:
+            return
+        timeout = httpx2.Timeout(self._timeout, connect=self._connect_timeout)
+        self._client = self._new_client(sdk, http, timeout)
+
+    async def aclose(self) -> None:
+        """Forget what :meth:`open` bound (the pools belong to the client)."""
+        # The httpx2 pool is the asyncllm client's: do not close the SDK client.
+        if self._given is None:
+            self._client = None
+
+    def _require(self) -> tuple[Any, ModuleType]:
+        if self._client is None or self._sdk is None:
+            raise ConfigurationError(
+                f"provider {self.provider!r} is not open; use it inside `async with Client(...)`"
+            )
+        return self._client, self._sdk
+
+    async def complete(self, request: ChatRequest, model: str) -> Response:
+        """``request`` on ``model`` through the non-streaming endpoint."""
+        client, sdk = self._require()
+        body = self._body(request, model, stream=False)
+        started = time.perf_counter()
+        failure: ProviderError | None = None
+        try:
+            resp = await self._send(client, body)
+            # The body was read by the SDK (not a stream): decode it once, ourselves.
+            data = resp.content
+        except Exception as exc:
+            failure = sdk_error(
+                exc, sdk, provider=self.provider, model=model, parse_limits=self._parse_limits
+            )
+        if failure is not None:
+            # Raised outside the handler, unchained: the SDK's error holds the request and
+            # its headers, API key included, and must not be reachable from ours.
+            raise failure
+        obj = json_object(data, provider=self.provider, model=model)
+        return self._response(
+            obj,
+            model=model,
+            started=started,
+            rate_limits=self._parse_limits(header_dict(resp.headers)),
+        )
+
+
+class SDKBackendStream(SDKStream):
+    """An :class:`SDKStream` for one request body of an :class:`SDKBackend`."""
+
+    __slots__ = ("_body", "_client", "_stream_cls")
+
+    def __init__(
+        self,
+        backend: SDKBackend,
+        client: Any,
+        sdk: ModuleType,
+        body: dict[str, Any],
+        *,
+        model: str,
+    ) -> None:
+        super().__init__(
+            sdk, provider=backend.provider, model=model, parse_limits=backend._parse_limits
+        )
+        self._client = client
+        self._body = body
+        self._stream_cls = backend._stream_cls
