@@ -22,7 +22,8 @@ from .._types import ChatRequest, Response
 from ._anthropic import message_response
 from ._anthropic_wire import build_body, on_event
 from ._headers import anthropic_rate_limits
-from ._sdk import SDKBackend, SDKBackendStream, SDKSettings, split_body
+from ._sdk import SDKBackend, SDKBackendStream, SDKSettings
+from ._sdk_wire import split_body
 
 if TYPE_CHECKING:
     from types import ModuleType

@@ -171,7 +171,7 @@ def test_sdk_exceptions() -> None:
     import anthropic
     import openai
 
-    from asyncllm.providers._sdk import sdk_error
+    from asyncllm.providers._sdk_wire import sdk_error
 
     def m(exc: BaseException, sdk: ModuleType) -> ProviderError:
         return sdk_error(exc, sdk, provider="p", model="m", parse_limits=openai_rate_limits)
