@@ -104,7 +104,10 @@ async def test_drop_mid_stream_breaks_the_sdk_iterators(
                 got.append(chunk.choices[0].delta.content)
     assert len(got) == 3
     texts: list[str] = []
-    with pytest.raises(httpx2.RemoteProtocolError, match="incomplete chunked read"):
+    # anthropic < 2.17 let httpx2's error through; 2.17+ wraps it in APIConnectionError.
+    with pytest.raises(
+        (httpx2.RemoteProtocolError, anthropic.APIConnectionError), match="incomplete chunked read"
+    ):
         async with ant.messages.stream(model="c", max_tokens=50, messages=USER) as st:
             async for t in st.text_stream:
                 texts.append(t)
