@@ -14,13 +14,15 @@ fault                  OpenAI                                         Anthropic
 ``empty``              ``content: ""``, ``finish_reason: "stop"``     no text, ``end_turn``
 ``invalid_json``       text that is not JSON                          the same
 ``tool_call``          a ``tool_calls`` answer                        a ``tool_use`` answer
-``invalid_tool_args``  tool arguments that are not a JSON object      the same
+``invalid_tool_args``  tool arguments of the wrong types              the same
 =====================  =============================================  ==========================
 
 (``stop`` is an ordinary text answer, whatever the request asked for: the neutral case.)
 """
 
 from __future__ import annotations
+
+import orjson
 
 from ._sim_text import Plan, SimRequest, ToolSpec, split_even
 
@@ -41,6 +43,19 @@ SIM_TOOL = ToolSpec(
         "additionalProperties": False,
     },
 )
+
+
+def _bad_arguments(tool: ToolSpec) -> str:
+    """An arguments object that fails ``tool``'s schema: every property of the wrong type
+    (a string where anything else is wanted, a number where a string is)."""
+    props = tool.schema.get("properties")
+    if not isinstance(props, dict) or not props:
+        return '["not", "an", "object"]'
+    wrong = {
+        name: 12345 if isinstance(spec, dict) and spec.get("type") == "string" else "wrong type"
+        for name, spec in props.items()
+    }
+    return orjson.dumps(wrong).decode()
 
 
 def reshape(kind: str, out: Plan, req: SimRequest, after: int | None, call_id: str) -> Plan:
@@ -67,7 +82,8 @@ def reshape(kind: str, out: Plan, req: SimRequest, after: int | None, call_id: s
     elif kind == "invalid_json":
         out.pieces = split_even('{"answer": "unterminated', min(n, 4))
     else:  # a tool call: valid arguments, or arguments that are not a JSON object
-        args = '{"query": "alpha"}' if kind == "tool_call" else '["not", "an", "object"]'
-        out.tool, out.tool_id, out.finish = req.tool or SIM_TOOL, call_id, "tool"
+        tool = req.tool or SIM_TOOL
+        args = '{"query": "alpha"}' if kind == "tool_call" else _bad_arguments(tool)
+        out.tool, out.tool_id, out.finish = tool, call_id, "tool"
         out.pieces = split_even(args, min(n, 4))
     return out
