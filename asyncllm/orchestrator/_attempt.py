@@ -136,8 +136,11 @@ async def run_attempt(
                     response.request_id = call.request_id
                     info.usage = response.usage
                     info.cost_usd = cost
-                    # Judged before it can win a race or hedge, while it holds its slot.
-                    await vet(call, slot, model, response, info, done_at - sent_at)
+                    if call.accept:
+                        # Judged before it can win a race or hedge, while it holds its slot.
+                        await vet(call, slot, model, response, info, done_at - sent_at)
+                    else:
+                        info.quality = assess(call.request, response)
                     if notify is not None and leg is not None:
                         notify(leg, response)
             except BaseException as exc:

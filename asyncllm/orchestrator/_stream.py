@@ -29,6 +29,7 @@ import anyio
 from .._exceptions import StreamBroken
 from .._hooks import AttemptRole
 from ..providers._base import StreamAccumulator
+from ..quality._signals import assess
 from ._attempt import (
     ZERO_USAGE,
     Notify,
@@ -273,14 +274,17 @@ class StreamAttempt:
         info = self.info
         info.usage = usage
         info.cost_usd = cost
-        try:
-            # The whole answer is known only now: a rejection fails the attempt here (its
-            # chunks were delivered already; see docs/quality.md for what that means).
-            await vet(call, slot, self.model, response, info, None)
-        except BaseException as exc:
-            await self._release(billed_unknown=False, settled=True)
-            self._book(exc)
-            raise
+        if not call.accept:
+            info.quality = assess(call.request, response)
+        else:
+            try:
+                # The whole answer is known only now: a rejection fails the attempt here
+                # (its chunks were delivered already; docs/quality.md says what that means).
+                await vet(call, slot, self.model, response, info, None)
+            except BaseException as exc:
+                await self._release(billed_unknown=False, settled=True)
+                self._book(exc)
+                raise
         if self.notify is not None and self.leg is not None:
             # A complete answer built from a stream wins here, before its slot is released
             # (for a stream the leg already won at its first token: a no-op then).

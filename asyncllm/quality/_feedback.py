@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from .._exceptions import InvalidRequestError
 from .._hooks import FeedbackInfo
@@ -29,12 +29,8 @@ LEDGER_SIZE = 10_000
 MAX_LABEL = 100
 
 
-class _Entry(NamedTuple):
-    provider: str
-    model: str
-    latency: float | None
-    cost_usd: float | None
-    cached: bool
+#: ``(provider, model, latency, cost_usd, cached)`` of a finished request.
+_Entry = tuple[str, str, "float | None", "float | None", bool]
 
 
 class RequestLedger:
@@ -67,7 +63,7 @@ class RequestLedger:
         if response is None:
             return
         entries = self._entries
-        entries[info.request_id] = _Entry(
+        entries[info.request_id] = (
             response.provider,
             response.model,
             info.extra.get("latency"),
@@ -113,15 +109,16 @@ def build_feedback(
     if comment is not None and not isinstance(comment, str):
         raise InvalidRequestError(f"feedback: comment must be a string, got {comment!r}")
     entry = ledger.get(request_id)
+    provider, model, latency, cost, cached = entry if entry else (None, None, None, None, None)
     return FeedbackInfo(
         request_id=request_id,
         score=None if score is None else float(score),
         label=label,
         comment=comment,
-        provider=entry.provider if entry else None,
-        model=entry.model if entry else None,
-        latency=entry.latency if entry else None,
-        cost_usd=entry.cost_usd if entry else None,
-        cached=entry.cached if entry else None,
+        provider=provider,
+        model=model,
+        latency=latency,
+        cost_usd=cost,
+        cached=cached,
         at=time.time(),
     )

@@ -46,7 +46,7 @@ FINISH_CATEGORIES: tuple[FinishCategory, ...] = (
 _REFUSALS = frozenset({"refusal"})
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Quality:
     """The quality signals of one answer.
 
@@ -88,9 +88,19 @@ def assess(request: ChatRequest, response: Response, rejected: str | None = None
     """The quality signals of ``response`` to ``request``."""
     text = response.text
     calls = response.tool_calls
-    structured = False
-    invalid_json = False
     fmt = request.response_format
+    if fmt is None and not calls:  # the common case: nothing to parse
+        return Quality(
+            finish_category(response),
+            not text or text.isspace(),
+            False,
+            False,
+            0,
+            0,
+            response.usage.output_tokens,
+            rejected,
+        )
+    structured = invalid_json = False
     if fmt is not None:
         schema, structured = _format_schema(fmt)
         if structured:
@@ -103,14 +113,14 @@ def assess(request: ChatRequest, response: Response, rejected: str | None = None
             if schema is None or json_error(call.arguments or "{}", schema, obj=True) is not None:
                 bad_args += 1
     return Quality(
-        finish=finish_category(response),
-        empty=not calls and not text.strip(),
-        structured=structured,
-        invalid_json=invalid_json,
-        tool_calls=len(calls),
-        invalid_tool_arguments=bad_args,
-        output_tokens=response.usage.output_tokens,
-        rejected=rejected,
+        finish_category(response),
+        not calls and (not text or text.isspace()),
+        structured,
+        invalid_json,
+        len(calls),
+        bad_args,
+        response.usage.output_tokens,
+        rejected,
     )
 
 
