@@ -430,8 +430,9 @@ class Client:
     # -- introspection --------------------------------------------------------------------
 
     def statistics(self) -> dict[str, Any]:
-        """Per provider: breaker, latency quantiles, limiter and driver counters; and the
-        client's request/attempt counters, retry and hedge budget levels."""
+        """Per provider: breaker, latency quantiles, limiter and driver counters, answer
+        quality (with metrics on; per model in ``metrics``); and the client's
+        request/attempt counters, retry and hedge budget levels."""
         rt = self._rt
         out: dict[str, Any] = {
             "providers": {s.name: s.statistics() for s in rt.slots},
@@ -447,6 +448,9 @@ class Client:
             out["cache"] = self._cache.statistics()
         if self._metrics is not None:
             out["metrics"] = self._metrics.statistics()
+            for name, quality in self._metrics.quality().items():
+                if name in out["providers"]:
+                    out["providers"][name]["quality"] = quality
         budget_stats = getattr(rt.budget, "statistics", None)
         if callable(budget_stats):
             out["budget"] = budget_stats()

@@ -280,6 +280,17 @@ class MetricsObserver:
 
     # -- read-out ----------------------------------------------------------------------
 
+    def quality(self) -> dict[str, dict[str, Any]]:
+        """Answer quality per provider, all its models together (``quality`` per model is
+        in :meth:`statistics`)."""
+        merged: dict[str, QualityCounts] = {}
+        for (provider, _), s in self._series.items():
+            q = merged.get(provider)
+            if q is None:
+                q = merged[provider] = QualityCounts()
+            q.merge(s.quality)
+        return {p: q.stats() for p, q in sorted(merged.items())}
+
     def statistics(self) -> dict[str, Any]:
         """Everything as a nested dict: ``requests``, ``providers[p][model]``, ``totals``,
         ``feedback`` (all feedback, including requests no longer remembered)."""

@@ -79,6 +79,22 @@ class QualityCounts:
             _bump(self.rejections, reason_code(q.rejected))
         self.output_tokens.add(q.output_tokens)
 
+    def merge(self, other: QualityCounts) -> None:
+        """Add ``other``'s counts to these (several models of one provider, say)."""
+        self.answers += other.answers
+        self.empty += other.empty
+        self.rejected += other.rejected
+        self.structured += other.structured
+        self.invalid_json += other.invalid_json
+        self.tool_answers += other.tool_answers
+        self.tool_calls += other.tool_calls
+        self.invalid_tool_arguments += other.invalid_tool_arguments
+        for key, n in other.finish.items():
+            self.finish[key] = self.finish.get(key, 0) + n
+        for key, n in other.rejections.items():
+            self.rejections[key] = self.rejections.get(key, 0) + n
+        self.output_tokens.merge(other.output_tokens)
+
     def stats(self) -> dict[str, Any]:
         """Counts, and rates over the answers that could show each problem."""
         n = self.answers

@@ -22,7 +22,7 @@ from asyncllm import (
     Usage,
 )
 from asyncllm.orchestrator import BreakerPolicy, Hedge, Race, RetryPolicy
-from asyncllm.quality import not_empty, not_truncated
+from asyncllm.quality import no_refusal, not_empty, not_truncated
 from asyncllm.testing import FakeProvider, FakeReply
 
 pytestmark = pytest.mark.looptime
@@ -47,11 +47,26 @@ async def test_rejected_answer_falls_back_to_the_next_provider() -> None:
         assert response.provider == "b" and response.text == "a full answer"
         qa, qb = quality(client, "a"), quality(client, "b")
         errors = client.statistics()["metrics"]["providers"]["a"]["fake-model"]["errors"]
+        per_provider = client.statistics()["providers"]["a"]["quality"]
     assert len(a.calls) == len(b.calls) == 1
     assert qa["rejected"] == 1 and qa["rejections"] == {"truncated": 1}
     assert qa["finish_reasons"]["length"] == 1 and qa["rates"]["rejected"] == 1.0
     assert qb["rejected"] == 0 and qb["finish_reasons"]["stop"] == 1
     assert errors == {"AnswerRejected": 1}
+    assert per_provider == qa  # one model: the provider's summary is that model's
+
+
+async def test_a_scripted_refusal_is_rejected_by_no_refusal() -> None:
+    refusal = FakeReply(
+        tokens=("I can't",), finish_reason="content_filter", raw_finish_reason="refusal"
+    )
+    a = FakeProvider("a", replies=[refusal])
+    b = FakeProvider("b", replies=[GOOD])
+    async with Client([a, b], accept=no_refusal, retry=NO_RETRY, log=False) as client:
+        response = await client.complete("hi")
+        qa = quality(client, "a")
+    assert response.provider == "b"
+    assert qa["finish_reasons"]["refusal"] == 1 and qa["rejections"] == {"refusal": 1}
 
 
 async def test_every_answer_rejected_raises_all_failed_with_reason_and_answer() -> None:
