@@ -309,3 +309,46 @@ def test_rejection_rate_is_validated() -> None:
         BreakerPolicy(rejection_rate=0)
     with pytest.raises(ConfigurationError, match="rejection_rate"):
         BreakerPolicy(rejection_rate=1.5)
+
+
+async def test_a_rejected_stream_books_its_cost_in_the_budget() -> None:
+    a = FakeProvider("a", replies=[TRUNCATED])
+    budget = MemoryBudget(SpendLimit(10.0), pricing=PRICES)
+    async with Client(a, accept=not_truncated, budget=budget, log=False) as client:
+        with pytest.raises(AnswerRejected):
+            async with client.stream("hi") as s:
+                async for _ in s:
+                    pass
+    spent = sum(b["spent_usd"] for b in budget.statistics()["buckets"].values())
+    assert spent == pytest.approx(0.105)
+
+
+async def test_a_leg_cancelled_while_its_answer_is_judged_is_lost_and_paid_for(
+    looptime: float,
+) -> None:
+    async def slow_judge(r: Response) -> None:
+        await anyio.sleep(10 if r.provider == "a" else 0)
+
+    a = FakeProvider("a", replies=[GOOD], latency=1.0)
+    b = FakeProvider("b", replies=[GOOD], latency=2.0)
+    async with Client(
+        [a, b], strategy=Race(), accept=slow_judge, pricing=PRICES, log=False
+    ) as client:
+        start = float(looptime)
+        response = await client.complete("hi")
+        took = float(looptime) - start
+        series = client.statistics()["metrics"]["providers"]["a"]["fake-model"]
+    assert response.provider == "b" and took == pytest.approx(2.0)
+    assert series["lost"] == 1 and series["cost_usd"] == pytest.approx(0.008)
+    assert a.open_streams == b.open_streams == 0
+
+
+async def test_map_applies_the_predicate_to_every_item() -> None:
+    def script(request: Any, i: int) -> FakeReply:
+        return TRUNCATED if i % 2 == 0 else GOOD
+
+    a = FakeProvider("a", handler=script)
+    client = Client(a, log=False)
+    async with client, client.map(["x", "y", "z"], concurrency=1, accept=not_truncated) as results:
+        outcomes = [r.response.text if r.response else "error" async for r in results]
+    assert outcomes == ["a full answer"] * 3  # each truncated answer was retried
