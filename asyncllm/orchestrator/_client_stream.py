@@ -49,6 +49,7 @@ class ClientStream:
         "_cm",
         "_hit",
         "_it",
+        "_rejected",
         "_response",
         "_run",
         "_strategy",
@@ -69,6 +70,7 @@ class ClientStream:
         self._client = client
         self._accept = accept
         self._hit: CacheHit | None = None
+        self._rejected = False
         self.request = request
         self._strategy = strategy
         self._timeout = timeout
@@ -100,7 +102,10 @@ class ClientStream:
 
     @property
     def response(self) -> Response | None:
-        """The assembled response, once the stream was read to its end."""
+        """The assembled response, once the stream was read to its end (``None`` when the
+        acceptance predicate rejected it)."""
+        if self._rejected:
+            return None
         if self._response is None and self._acc is None:
             return getattr(self._it, "response", None)
         return self._response
@@ -198,6 +203,7 @@ class ClientStream:
         reason = await judge(checks, answer) if checks and answer is not None else None
         if reason is not None and answer is not None:
             error = AnswerRejected(reason, response=answer, provider=answer.provider)
+            self._rejected = True
             hit.finish(None, error)
             raise error
         hit.finish(answer, None)

@@ -112,6 +112,31 @@ async def test_a_stored_answer_is_not_replayed_to_a_stream_that_rejects_it() -> 
     assert text == "Fine thanks" and len(provider.calls) == 2
 
 
+async def test_a_followed_stream_the_follower_rejects_raises_at_its_end() -> None:
+    provider = FakeProvider(replies=[HELLO], latency=0.5, token_delay=0.5)
+    got: dict[str, Any] = {}
+    async with Client(provider, cache=ResponseCache(), log=False) as client:
+
+        async def lenient() -> None:
+            async with client.stream("hi", temperature=0) as s:
+                got["lenient"] = "".join([c.text async for c in s])
+
+        async def strict() -> None:
+            await anyio.sleep(0.6)
+            with pytest.raises(AnswerRejected) as info:
+                async with client.stream("hi", temperature=0, accept=no_hello) as s:
+                    async for _ in s:
+                        pass
+            got["strict"] = (s.response, info.value.reason)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lenient)
+            tg.start_soon(strict)
+    assert got["lenient"] == "Hello there"
+    assert got["strict"] == (None, "greeting: says hello")
+    assert len(provider.calls) == 1
+
+
 async def test_followers_of_a_rejected_shared_stream_get_the_rejection() -> None:
     provider = FakeProvider(replies=[HELLO], latency=0.5, token_delay=0.5)
     outcomes: list[str] = []
