@@ -120,7 +120,11 @@ class ClientStream:
         client = self._client
         if not client._opened:
             await client._open()
-        it = await self._enter(self._cache_mode)
+        if client._cache is None:  # the plain path: no extra frame
+            self._cm = self._open_run()
+            it = self._it = await self._cm.__aenter__()
+        else:
+            it = await self._enter(self._cache_mode)
         if self._run is None and client._cache is not None:
             # Served by the cache: no StreamRun will report it.
             replayed = getattr(it, "replayed", None)
