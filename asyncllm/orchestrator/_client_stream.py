@@ -129,10 +129,16 @@ class ClientStream:
             # Served by the cache: no StreamRun will report it.
             replayed = getattr(it, "replayed", None)
             checks = self._checks()
-            if replayed is not None and checks and await judge(checks, replayed) is not None:
-                # A stored answer this request would reject: not replayed, go upstream.
-                await self._cm.__aexit__(None, None, None)
-                it = await self._enter("refresh")
+            if replayed is not None and checks:
+                try:
+                    reason = await judge(checks, replayed)
+                except BaseException as exc:
+                    await self._cm.__aexit__(type(exc), exc, exc.__traceback__)
+                    raise
+                if reason is not None:
+                    # A stored answer this request would reject: not replayed, go upstream.
+                    await self._cm.__aexit__(None, None, None)
+                    it = await self._enter("refresh")
             if self._run is None:
                 self._hit = CacheHit(client._rt, self.request, stream=True)
         if not hasattr(it, "response"):
