@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ._client import Client, ClientStream
 from ._exceptions import (
     AllProvidersFailed,
+    AnswerRejected,
     AsyncLLMError,
     AuthenticationFailed,
     BadRequest,
@@ -81,6 +82,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AllProvidersFailed",
+    "AnswerRejected",
     "AnthropicProvider",
     "AsyncLLMError",
     "AuthenticationFailed",

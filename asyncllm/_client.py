@@ -25,10 +25,11 @@ from typing import Any, Self
 
 import anyio
 
-from ._exceptions import ConfigurationError, InvalidRequestError
+from ._exceptions import AnswerRejected, ConfigurationError, InvalidRequestError
 from ._hooks import (
     Budget,
     CacheMode,
+    FeedbackInfo,
     Limiter,
     NoBudget,
     NoObserver,
@@ -50,6 +51,8 @@ from .orchestrator._policy import (
 from .orchestrator._request import report_cache_hit, run_complete
 from .orchestrator._runtime import ProviderSlot, Runtime, breaker_for, loop_time
 from .providers import HttpResources, Provider, resolve
+from .quality._accept import Accept, Checks, coerce_accept, judge
+from .quality._feedback import RequestLedger, build_feedback
 from .telemetry._log import CompositeObserver, LoggingObserver
 from .telemetry._metrics import MetricsObserver
 
@@ -102,6 +105,12 @@ class Client:
         max_connections: Size of the shared HTTP connection pool.
         clock: Monotonic seconds for latency windows, breakers and budgets (default: the
             event loop's clock). Deadlines always use the event loop's clock.
+        accept: Acceptance predicate(s) every answer must pass (see ``docs/quality.md``
+            and :mod:`asyncllm.quality`): a function of the :class:`~asyncllm.Response`,
+            plain or async, returning ``None``/``True`` to accept or a reason (or
+            ``False``) to reject; or a list of them. A rejected answer fails its attempt
+            with :class:`~asyncllm.AnswerRejected` and the strategy moves on; its cost is
+            booked; it is never cached. A call's own ``accept=`` replaces this one.
     """
 
     def __init__(
@@ -123,6 +132,7 @@ class Client:
         metrics: bool = True,
         max_connections: int = 512,
         clock: Callable[[], float] | None = None,
+        accept: Accept | None = None,
     ) -> None:
         specs: Sequence[str | Provider] = (
             [providers]
@@ -157,6 +167,9 @@ class Client:
         if self._metrics is None and metrics:
             self._metrics = MetricsObserver()
             chain.append(self._metrics)
+        # Who answered each recent request, how fast, at what cost: for client.feedback().
+        self._ledger = RequestLedger()
+        chain.append(self._ledger)
         observer: Observer = (
             NoObserver() if not chain else chain[0] if len(chain) == 1 else CompositeObserver(chain)
         )
@@ -169,6 +182,7 @@ class Client:
             clock=clock,
             attempt_timeout=_positive("attempt_timeout", attempt_timeout),
             first_token_timeout=_positive("first_token_timeout", first_token_timeout),
+            accept=coerce_accept(accept),
         )
         self._cache = cache
         self._cache_entered = False
@@ -257,6 +271,7 @@ class Client:
         timeout: float | None = None,  # noqa: ASYNC109 (a deadline we enforce, by design)
         cache: CacheMode = "use",
         cache_ttl: float | None = None,
+        accept: Accept | None = None,
         **params: Any,
     ) -> Response:
         """Run a chat request to completion through the strategy.
@@ -267,31 +282,48 @@ class Client:
             timeout: Override the client's overall deadline for this call.
             cache: ``"use"``, ``"bypass"`` or ``"refresh"`` (when the client has a cache).
             cache_ttl: Lifetime of this entry in the cache, seconds.
+            accept: Acceptance predicate(s) for this call, instead of the client's
+                (``[]``: none). A cached answer they reject is not served: the request
+                goes upstream as with ``cache="refresh"``.
             **params: ``model``, ``max_tokens``, ``temperature``... (see ``ChatRequest``).
 
         Raises:
             InvalidRequestError: malformed messages or parameters (before any call).
             DeadlineExceeded: the deadline passed.
-            AllProvidersFailed: every attempt failed.
+            AllProvidersFailed: every attempt failed (rejected answers included, as
+                :class:`~asyncllm.AnswerRejected`).
             ProviderError: a failure that no other attempt could fix (bad request, auth).
         """
         request = build_request(messages, params)
         strat, deadline = self._prepare(strategy, timeout, cache)
+        checks = coerce_accept(accept)
         if not self._opened:
             await self._open()
         rt = self._rt
         if self._cache is None:
-            return await run_complete(rt, request, strat, deadline)
-        response = await self._cache.complete(
-            request,
-            self.route(request),
-            lambda: run_complete(rt, request, strat, deadline),
-            mode=cache,
-            ttl=cache_ttl,
-        )
-        if response.cached:
-            report_cache_hit(rt, request, response, stream=False)
-        return response
+            return await run_complete(rt, request, strat, deadline, checks)
+        mode: CacheMode = cache
+        while True:
+            response = await self._cache.complete(
+                request,
+                self.route(request),
+                lambda: run_complete(rt, request, strat, deadline, checks),
+                mode=mode,
+                ttl=cache_ttl,
+            )
+            if not response.cached:
+                return response
+            reason = await self._vet_hit(response, checks)
+            if reason is None:
+                report_cache_hit(rt, request, response, stream=False)
+                return response
+            if mode == "refresh":  # joined a refresh in flight whose answer we reject
+                raise AnswerRejected(reason, response=response, provider=response.provider)
+            mode = "refresh"  # a cached answer this call rejects: ask upstream
+
+    async def _vet_hit(self, response: Response, checks: Checks | None) -> str | None:
+        checks = checks if checks is not None else self._rt.accept
+        return await judge(checks, response) if checks else None
 
     def stream(
         self,
@@ -301,6 +333,7 @@ class Client:
         timeout: float | None = None,
         cache: CacheMode = "use",
         cache_ttl: float | None = None,
+        accept: Accept | None = None,
         **params: Any,
     ) -> ClientStream:
         """Stream a chat request: ``async with client.stream(...) as s: async for c in s``.
@@ -308,10 +341,16 @@ class Client:
         Races and hedges commit on the first token. Errors before any token fall over (and
         raise from ``async with`` when every attempt failed); after it, a broken stream
         raises :class:`~asyncllm.StreamBroken` with the partial text.
+
+        Acceptance predicates (``accept=``, or the client's) judge the whole answer, so on
+        a stream they run when it ends, after its chunks were delivered: a rejection
+        raises :class:`~asyncllm.AnswerRejected` from the ``async for`` (no fallback: the
+        stream had committed), the answer is not cached, its cost is booked.
         """
         request = build_request(messages, params)
         strat, deadline = self._prepare(strategy, timeout, cache)
-        return ClientStream(self, request, strat, deadline, cache, cache_ttl)
+        checks = coerce_accept(accept)
+        return ClientStream(self, request, strat, deadline, cache, cache_ttl, checks)
 
     def map(
         self,
@@ -324,6 +363,7 @@ class Client:
         timeout: float | None = None,
         cache: CacheMode = "use",
         cache_ttl: float | None = None,
+        accept: Accept | None = None,
         **params: Any,
     ) -> FanOut:
         """Run many requests, ``concurrency`` at a time, each through the strategy.
@@ -334,19 +374,65 @@ class Client:
         the others; leaving the block cancels whatever is still in flight.
         """
         self._prepare(strategy, timeout, cache)
+        coerce_accept(accept)  # a bad predicate fails here, not once per item
 
         async def one(item: Any) -> Response:
             return await self.complete(
-                item, strategy=strategy, timeout=timeout, cache=cache, cache_ttl=cache_ttl, **params
+                item,
+                strategy=strategy,
+                timeout=timeout,
+                cache=cache,
+                cache_ttl=cache_ttl,
+                accept=accept,
+                **params,
             )
 
         return FanOut(one, requests, concurrency=concurrency, ordered=ordered, lookahead=lookahead)
 
+    # -- feedback -------------------------------------------------------------------------
+
+    def feedback(
+        self,
+        request_id: str,
+        *,
+        score: float | None = None,
+        label: str | None = None,
+        comment: str | None = None,
+    ) -> FeedbackInfo:
+        """Attach a score or a label to a finished request, for the observers.
+
+        The request is found by its id (``Response.request_id``, ``ClientStream.request_id``
+        or :func:`~asyncllm.orchestrator.current_request_id`). The observers receive a
+        :class:`~asyncllm._hooks.FeedbackInfo` with the request's provider, model, latency
+        and cost next to the score: the metrics count it per provider and model, the logs
+        print ``llm.feedback``, OpenTelemetry records ``asyncllm.client.feedback.score``.
+        The client remembers its last 10,000 successful requests; feedback on an older
+        (or another process's) request is still recorded, without those fields.
+
+        Args:
+            request_id: The request's id.
+            score: Any finite number (thumbs up/down as 1/-1, an evaluator's 0..1...).
+            label: A short category (``"wrong_language"``, ``"thumbs_down"``...).
+            comment: Free text for the logs (not counted in metrics).
+
+        Returns:
+            What the observers received.
+
+        Raises:
+            InvalidRequestError: no score and no label, or a malformed argument.
+        """
+        info = build_feedback(self._ledger, request_id, score, label, comment)
+        hook = getattr(self._rt.observer, "feedback", None)
+        if hook is not None:
+            hook(info)
+        return info
+
     # -- introspection --------------------------------------------------------------------
 
     def statistics(self) -> dict[str, Any]:
-        """Per provider: breaker, latency quantiles, limiter and driver counters; and the
-        client's request/attempt counters, retry and hedge budget levels."""
+        """Per provider: breaker, latency quantiles, limiter and driver counters, answer
+        quality (with metrics on; per model in ``metrics``); and the client's
+        request/attempt counters, retry and hedge budget levels."""
         rt = self._rt
         out: dict[str, Any] = {
             "providers": {s.name: s.statistics() for s in rt.slots},
@@ -362,6 +448,9 @@ class Client:
             out["cache"] = self._cache.statistics()
         if self._metrics is not None:
             out["metrics"] = self._metrics.statistics()
+            for name, quality in self._metrics.quality().items():
+                if name in out["providers"]:
+                    out["providers"][name]["quality"] = quality
         budget_stats = getattr(rt.budget, "statistics", None)
         if callable(budget_stats):
             out["budget"] = budget_stats()

@@ -13,6 +13,7 @@
     │   ├── ConnectionFailed          could not connect / connection reset before a response
     │   ├── MalformedResponse         the provider answered something we could not parse
     │   ├── StreamBroken              the stream died after N chunks (.partial_text)
+    │   ├── AnswerRejected            the answer failed `accept=` (.reason, .response)
     │   ├── AuthenticationFailed      401 / 403
     │   └── BadRequest                400 / 404 / 422: the request itself is wrong
     │       ├── ContextWindowExceeded
@@ -37,10 +38,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._types import RateLimitInfo
+    from ._types import RateLimitInfo, Response
 
 __all__ = [
     "AllProvidersFailed",
+    "AnswerRejected",
     "AsyncLLMError",
     "AuthenticationFailed",
     "BadRequest",
@@ -199,6 +201,31 @@ class StreamBroken(ProviderError):
         )
         self.partial_text = partial_text
         self.chunks_received = chunks_received
+
+
+class AnswerRejected(ProviderError):
+    """The provider answered, but the answer failed the acceptance predicate (``accept=``).
+
+    The attempt fails like any retryable provider error: a fallback tries the next
+    provider, a race or hedge waits for another leg. The answer was generated and billed,
+    so its cost is booked (budget, metrics); it is never cached.
+
+    Attributes:
+        reason: Why the predicate rejected it (``"truncated: finish_reason=length"``...).
+        response: The rejected answer (text, finish reason, usage, ``cost_usd``).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        response: Response | None = None,
+        provider: str = "",
+        model: str | None = None,
+    ) -> None:
+        super().__init__(f"answer rejected: {reason}", provider=provider, model=model)
+        self.reason = reason
+        self.response = response
 
 
 class AuthenticationFailed(ProviderError):

@@ -24,12 +24,14 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
     from ._types import ChatRequest, Chunk, RateLimitInfo, Response, Usage
+    from .quality._signals import Quality
 
 __all__ = [
     "AttemptInfo",
     "AttemptRole",
     "Budget",
     "CacheMode",
+    "FeedbackInfo",
     "Limiter",
     "NoBudget",
     "NoLimiter",
@@ -189,6 +191,35 @@ class AttemptInfo:
     cost_usd: float | None = None
     outcome: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The answer's quality signals, when the attempt got an answer (accepted or rejected
+    #: by the acceptance predicate); ``None`` otherwise.
+    quality: Quality | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class FeedbackInfo:
+    """A score or label attached to a finished request (``client.feedback(...)``).
+
+    ``provider``, ``model``, ``latency``, ``cost_usd`` and ``cached`` are those of the
+    request, when the client still remembers it (its most recent requests); ``None``
+    otherwise (an id from another process, or too old).
+    """
+
+    request_id: str
+    score: float | None
+    label: str | None
+    comment: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    latency: float | None = None
+    cost_usd: float | None = None
+    cached: bool | None = None
+    at: float = 0.0
+
+    @property
+    def known(self) -> bool:
+        """True when the request was found (provider, latency and cost are filled in)."""
+        return self.provider is not None
 
 
 class Observer(Protocol):
@@ -209,6 +240,9 @@ class Observer(Protocol):
     def request_finished(
         self, info: RequestInfo, response: Response | None, error: BaseException | None
     ) -> None: ...
+
+    # Optional: ``def feedback(self, info: FeedbackInfo) -> None`` is called for
+    # ``client.feedback(...)`` on observers that define it.
 
 
 class _NoPermit:
@@ -288,4 +322,7 @@ class NoObserver:
     def request_finished(
         self, info: RequestInfo, response: Response | None, error: BaseException | None
     ) -> None:
+        pass
+
+    def feedback(self, info: FeedbackInfo) -> None:
         pass

@@ -245,6 +245,11 @@ class CachedStream:
         self.model = replay.model if replay is not None else model
         self.response: Response | None = None
 
+    @property
+    def replayed(self) -> Response | None:
+        """The stored answer this stream replays (a hit); ``None`` for a shared stream."""
+        return self._replayed
+
     def __aiter__(self) -> AsyncIterator[Chunk]:
         return self
 

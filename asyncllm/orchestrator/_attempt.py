@@ -18,9 +18,17 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .._exceptions import CircuitOpen, DeadlineExceeded, ProviderTimeout, RateLimited
+from .._exceptions import (
+    AnswerRejected,
+    CircuitOpen,
+    DeadlineExceeded,
+    ProviderTimeout,
+    RateLimited,
+)
 from .._hooks import AttemptInfo, AttemptRole
 from .._types import Response, Usage
+from ..quality._accept import judge
+from ..quality._signals import assess
 from ._retry import not_billed, trips_breaker
 
 if TYPE_CHECKING:
@@ -28,7 +36,14 @@ if TYPE_CHECKING:
 
 from ._runtime import loop_time
 
-__all__ = ["ZERO_USAGE", "attempt_failed", "attempt_info", "run_attempt", "timeout_error"]
+__all__ = [
+    "ZERO_USAGE",
+    "attempt_failed",
+    "attempt_info",
+    "run_attempt",
+    "timeout_error",
+    "vet",
+]
 
 ZERO_USAGE = Usage()
 
@@ -85,6 +100,7 @@ async def run_attempt(
     info = attempt_info(call, index, role, number)
     breaker = slot.breaker
     probe = False
+    settled = False
     sent_at: float | None = None
     clock = rt.clock
     try:
@@ -105,8 +121,6 @@ async def run_attempt(
                         rate_limit_feedback(slot, model, exc)
                         raise
                     done_at = clock()
-                    if notify is not None and leg is not None:
-                        notify(leg, response)
                     cost = rt.pricing.cost(
                         provider=slot.name,
                         kind=slot.kind,
@@ -114,9 +128,24 @@ async def run_attempt(
                         usage=response.usage,
                         local=slot.local,
                     )
+                    # Booked before the answer is judged: a rejected answer was paid for.
                     permit.settle(response.usage)
                     reservation.settle(cost)
+                    settled = True
+                    response.cost_usd = cost
+                    response.request_id = call.request_id
+                    info.usage = response.usage
+                    info.cost_usd = cost
+                    if call.accept:
+                        # Judged before it can win a race or hedge, while it holds its slot.
+                        await vet(call, slot, model, response, info, done_at - sent_at)
+                    else:
+                        info.quality = assess(call.request, response)
+                    if notify is not None and leg is not None:
+                        notify(leg, response)
             except BaseException as exc:
+                if settled:
+                    raise
                 if sent_at is None or not_billed(exc):
                     reservation.settle(0.0)
                 else:
@@ -125,19 +154,44 @@ async def run_attempt(
     except BaseException as exc:
         attempt_failed(call, slot, model, info, exc, probe, sent_at, leg, stream=False)
         raise
-    response.cost_usd = cost
-    response.request_id = call.request_id
     if response.rate_limits is not None:
         slot.limiter.observe(response.rate_limits, model=model)
     if breaker is not None:
         breaker.success(probe)
     slot.window(model, False).add(done_at - sent_at)
     info.finished = done_at
-    info.usage = response.usage
-    info.cost_usd = cost
     info.outcome = "success"
     rt.observer.attempt_finished(info, response, None)
     return response
+
+
+async def vet(
+    call: Call,
+    slot: ProviderSlot,
+    model: str,
+    response: Response,
+    info: AttemptInfo,
+    latency: float | None,
+) -> None:
+    """Assess an answer's quality (for the observers) and run the acceptance predicates.
+
+    ``latency`` is the complete answer's (recorded for a rejected answer too: the provider
+    did answer); ``None`` for streams, whose time to first token is already recorded.
+
+    Raises:
+        AnswerRejected: a predicate rejected the answer (its rate-limit headers are read
+            before raising).
+    """
+    checks = call.accept
+    reason = await judge(checks, response) if checks else None
+    info.quality = assess(call.request, response, reason)
+    if reason is None:
+        return
+    if response.rate_limits is not None:
+        slot.limiter.observe(response.rate_limits, model=model)
+    if latency is not None:
+        slot.window(model, False).add(latency)
+    raise AnswerRejected(reason, response=response, provider=slot.name, model=model)
 
 
 async def _call_provider(call: Call, slot: ProviderSlot, model: str) -> Response:
@@ -198,7 +252,9 @@ def attempt_failed(
             info.outcome = "cancelled"
         rt.observer.attempt_finished(info, None, None)
         return
-    if breaker is not None and not isinstance(exc, CircuitOpen):
+    if breaker is not None and isinstance(exc, AnswerRejected):
+        breaker.rejection(probe)
+    elif breaker is not None and not isinstance(exc, CircuitOpen):
         if trips_breaker(exc):
             breaker.failure(probe)
         else:

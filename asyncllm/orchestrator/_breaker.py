@@ -4,6 +4,10 @@ Outcomes are counted in time buckets (``window / buckets`` seconds each), so rec
 O(1) and the window slides without keeping every sample. Only failures that say the
 *provider* is unwell count (5xx, overload, timeouts, connection errors, broken or
 malformed streams); 429s belong to the rate limiter and bad requests to the caller.
+
+Answers rejected by the acceptance predicate are counted apart, against their own
+threshold (``BreakerPolicy.rejection_rate``, off by default): a provider that answers
+badly often enough is cooled down and probed like one that errors.
 """
 
 from __future__ import annotations
@@ -48,8 +52,8 @@ class CircuitBreaker:
         self._clock = clock
         self.state: State = "closed"
         self._bucket_span = policy.window / policy.buckets
-        # Each bucket: [bucket number, attempts, failures].
-        self._buckets: list[list[int]] = [[-1, 0, 0] for _ in range(policy.buckets)]
+        # Each bucket: [bucket number, attempts, failures, rejections].
+        self._buckets: list[list[int]] = [[-1, 0, 0, 0] for _ in range(policy.buckets)]
         self._head = -1
         self._opened_at = 0.0
         self._probes = 0
@@ -91,7 +95,7 @@ class CircuitBreaker:
         number = int(self._clock() / self._bucket_span)
         slot = self._buckets[number % len(self._buckets)]
         if slot[0] != number:
-            slot[0], slot[1], slot[2] = number, 0, 0
+            slot[0], slot[1], slot[2], slot[3] = number, 0, 0, 0
         self._head = number
         return slot
 
@@ -113,8 +117,32 @@ class CircuitBreaker:
         slot = self._bucket()
         slot[1] += 1
         slot[2] += 1
-        attempts, failures = self._totals()
+        attempts, failures, _ = self._totals()
         if attempts >= self.policy.min_volume and failures >= self.policy.failure_rate * attempts:
+            self._open()
+
+    def rejection(self, probe: bool) -> None:
+        """An attempt's answer was rejected by the acceptance predicate.
+
+        With no ``rejection_rate`` the provider did answer: a success as far as the
+        breaker is concerned (still counted in ``window_rejections``).
+        """
+        threshold = self.policy.rejection_rate
+        if threshold is None:
+            if self.state == "closed":
+                self._bucket()[3] += 1
+            self.success(probe)
+            return
+        if probe or self.state == "half_open":
+            self._open()
+            return
+        if self.state != "closed":
+            return
+        slot = self._bucket()
+        slot[1] += 1
+        slot[3] += 1
+        attempts, _, rejections = self._totals()
+        if attempts >= self.policy.min_volume and rejections >= threshold * attempts:
             self._open()
 
     def abandon(self, probe: bool) -> None:
@@ -122,14 +150,15 @@ class CircuitBreaker:
         if probe and self.state == "half_open" and self._probes > 0:
             self._probes -= 1
 
-    def _totals(self) -> tuple[int, int]:
+    def _totals(self) -> tuple[int, int, int]:
         oldest = self._head - len(self._buckets) + 1
-        attempts = failures = 0
-        for number, a, f in self._buckets:
+        attempts = failures = rejections = 0
+        for number, a, f, r in self._buckets:
             if number >= oldest:
                 attempts += a
                 failures += f
-        return attempts, failures
+                rejections += r
+        return attempts, failures, rejections
 
     def _open(self) -> None:
         self.state = "open"
@@ -141,17 +170,19 @@ class CircuitBreaker:
         self.state = "closed"
         self._probes = 0
         for slot in self._buckets:
-            slot[0], slot[1], slot[2] = -1, 0, 0
+            slot[0], slot[1], slot[2], slot[3] = -1, 0, 0, 0
 
     def statistics(self) -> dict[str, Any]:
-        """State, attempts and failures in the window, times opened, attempts rejected."""
+        """State, attempts, failures and rejected answers in the window, times opened,
+        attempts refused while open (``rejected``)."""
         if self.state == "closed" and self._head >= 0:
             self._bucket()  # slide the window to now before reading it
-        attempts, failures = self._totals()
+        attempts, failures, rejections = self._totals()
         return {
             "state": self.state,
             "window_attempts": attempts,
             "window_failures": failures,
+            "window_rejections": rejections,
             "opened": self.opened,
             "rejected": self.rejected,
         }

@@ -2,6 +2,13 @@
 
 It opens the orchestrated stream (:class:`~._request.StreamRun`), through the response
 cache when the client has one, and hands out the iterator that assembles the response.
+
+A stream the cache serves (a replayed hit, or a follower of an identical stream in flight)
+makes no attempt, so no :class:`~._request.StreamRun` reports it: it is reported here, as a
+:class:`~._request.CacheHit`, started on entering and finished at its end (or on leaving).
+The acceptance predicates judge a replayed answer before its first chunk (a rejected one is
+not replayed: the request goes upstream, as ``cache="refresh"``) and a followed one at its
+end (a rejection raises :class:`~asyncllm.AnswerRejected` from the ``async for``).
 """
 
 from __future__ import annotations
@@ -10,13 +17,16 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from .._exceptions import AnswerRejected
 from .._hooks import CacheMode
 from ..providers import StreamAccumulator
-from ._request import StreamRun, report_cache_hit
+from ..quality._accept import judge
+from ._request import CacheHit, StreamRun
 
 if TYPE_CHECKING:
     from .._client import Client
     from .._types import ChatRequest, Chunk, Response
+    from ..quality._accept import Checks
     from ._policy import Strategy
 
 __all__ = ["ClientStream"]
@@ -32,11 +42,14 @@ class ClientStream:
 
     __slots__ = (
         "_acc",
+        "_accept",
         "_cache_mode",
         "_cache_ttl",
         "_client",
         "_cm",
+        "_hit",
         "_it",
+        "_rejected",
         "_response",
         "_run",
         "_strategy",
@@ -52,8 +65,12 @@ class ClientStream:
         timeout: float | None,
         cache_mode: CacheMode,
         cache_ttl: float | None,
+        accept: Checks | None = None,
     ) -> None:
         self._client = client
+        self._accept = accept
+        self._hit: CacheHit | None = None
+        self._rejected = False
         self.request = request
         self._strategy = strategy
         self._timeout = timeout
@@ -66,18 +83,29 @@ class ClientStream:
         self._response: Response | None = None
 
     def _open_run(self) -> StreamRun:
-        self._run = StreamRun(self._client._rt, self.request, self._strategy, self._timeout)
+        self._run = StreamRun(
+            self._client._rt, self.request, self._strategy, self._timeout, self._accept
+        )
         return self._run
 
     @property
     def request_id(self) -> str | None:
-        """The logical request's id (``None`` for a cache hit)."""
+        """The logical request's id, once the stream is open (a cache hit has its own)."""
+        if self._hit is not None:
+            return self._hit.request_id
         run = self._run
         return None if run is None or run.call is None else run.call.request_id
 
+    def _checks(self) -> Checks:
+        accept = self._accept
+        return accept if accept is not None else (self._client._rt.accept or ())
+
     @property
     def response(self) -> Response | None:
-        """The assembled response, once the stream was read to its end."""
+        """The assembled response, once the stream was read to its end (``None`` when the
+        acceptance predicate rejected it)."""
+        if self._rejected:
+            return None
         if self._response is None and self._acc is None:
             return getattr(self._it, "response", None)
         return self._response
@@ -92,6 +120,34 @@ class ClientStream:
         client = self._client
         if not client._opened:
             await client._open()
+        if client._cache is None:  # the plain path: no extra frame
+            self._cm = self._open_run()
+            it = self._it = await self._cm.__aenter__()
+        else:
+            it = await self._enter(self._cache_mode)
+        if self._run is None and client._cache is not None:
+            # Served by the cache: no StreamRun will report it.
+            replayed = getattr(it, "replayed", None)
+            checks = self._checks()
+            if replayed is not None and checks:
+                try:
+                    reason = await judge(checks, replayed)
+                except BaseException as exc:
+                    await self._cm.__aexit__(type(exc), exc, exc.__traceback__)
+                    raise
+                if reason is not None:
+                    # A stored answer this request would reject: not replayed, go upstream.
+                    await self._cm.__aexit__(None, None, None)
+                    it = await self._enter("refresh")
+            if self._run is None:
+                self._hit = CacheHit(client._rt, self.request, stream=True)
+        if not hasattr(it, "response"):
+            # An iterator that does not assemble its response: assemble it here.
+            self._acc = StreamAccumulator()
+        return self
+
+    async def _enter(self, mode: CacheMode) -> AsyncIterator[Chunk]:
+        client = self._client
         cache = client._cache
         if cache is None:
             self._cm = self._open_run()
@@ -100,14 +156,12 @@ class ClientStream:
                 self.request,
                 client.route(self.request),
                 self._open_run,
-                mode=self._cache_mode,
+                mode=mode,
                 ttl=self._cache_ttl,
             )
-        it = self._it = await self._cm.__aenter__()
-        if not hasattr(it, "response"):
-            # An iterator that does not assemble its response: assemble it here.
-            self._acc = StreamAccumulator()
-        return self
+        it: AsyncIterator[Chunk] = await self._cm.__aenter__()
+        self._it = it
+        return it
 
     async def __aexit__(
         self,
@@ -115,12 +169,16 @@ class ClientStream:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._cm.__aexit__(exc_type, exc, tb)
+        try:
+            await self._cm.__aexit__(exc_type, exc, tb)
+        finally:
+            if self._hit is not None:
+                self._hit.finish(None, exc)  # a no-op when the end was reported
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
-        # The orchestrated (or cached) iterator assembles the response itself: hand it out
-        # directly, one async frame less per chunk.
-        if self._acc is None and self._it is not None:
+        # The orchestrated iterator assembles the response and reports to the observers
+        # itself: hand it out directly, one async frame less per chunk.
+        if self._acc is None and self._hit is None and self._it is not None:
             return self._it
         return self
 
@@ -131,17 +189,31 @@ class ClientStream:
         try:
             chunk = await it.__anext__()
         except StopAsyncIteration:
-            self._finish()
+            await self._finish()
+            raise
+        except Exception as exc:
+            if self._hit is not None:
+                self._hit.finish(None, exc)
             raise
         if self._acc is not None:
             self._acc.add(chunk)
         return chunk
 
-    def _finish(self) -> None:
+    async def _finish(self) -> None:
         if self._response is None and self._acc is not None:
             route = self._client.route(self.request)
             response = self._acc.response(provider=route[0][0], model=route[0][2])
             response.cached = self._run is None
             self._response = response
-            if response.cached:
-                report_cache_hit(self._client._rt, self.request, response, stream=True)
+        hit = self._hit
+        if hit is None or hit.done:
+            return
+        answer = self.response
+        checks = self._checks()
+        reason = await judge(checks, answer) if checks and answer is not None else None
+        if reason is not None and answer is not None:
+            error = AnswerRejected(reason, response=answer, provider=answer.provider)
+            self._rejected = True
+            hit.finish(None, error)
+            raise error
+        hit.finish(answer, None)

@@ -210,6 +210,10 @@ class BreakerPolicy:
         buckets: Resolution of the window (it slides bucket by bucket).
         cooldown: Seconds open before probing.
         half_open_probes: Probes allowed at once while half-open.
+        rejection_rate: Share of answers rejected by the acceptance predicate (``accept=``)
+            that opens the breaker, judged over the same window and ``min_volume``;
+            ``None`` (the default): rejections never open it. When set, a rejected
+            half-open probe opens the breaker again, as a failed one does.
     """
 
     failure_rate: float = 0.5
@@ -218,6 +222,7 @@ class BreakerPolicy:
     buckets: int = 10
     cooldown: float = 15.0
     half_open_probes: int = 1
+    rejection_rate: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.failure_rate <= 1.0:
@@ -228,3 +233,5 @@ class BreakerPolicy:
             )
         if self.window <= 0 or self.cooldown < 0:
             raise ConfigurationError("BreakerPolicy window must be > 0 and cooldown >= 0")
+        if self.rejection_rate is not None and not 0.0 < self.rejection_rate <= 1.0:
+            raise ConfigurationError("BreakerPolicy(rejection_rate=...) must be in (0, 1] or None")

@@ -22,16 +22,17 @@ from ._concurrent import Engine
 from ._context import bind_request_id, new_request_id, unbind_request_id
 from ._fallback import SequentialStream, complete_fallback
 from ._policy import Fallback, Hedge
-from ._runtime import Call, loop_time
+from ._runtime import Call
 from ._stream_race import ConcurrentStream
 
 if TYPE_CHECKING:
     from .._types import ChatRequest, Response
+    from ..quality._accept import Checks
     from ._context import Binding
     from ._policy import Strategy
     from ._runtime import Runtime
 
-__all__ = ["StreamRun", "report_cache_hit", "run_complete"]
+__all__ = ["CacheHit", "StreamRun", "report_cache_hit", "run_complete"]
 
 
 def _sequential(rt: Runtime, strategy: Strategy) -> bool:
@@ -42,16 +43,22 @@ def _sequential(rt: Runtime, strategy: Strategy) -> bool:
 
 
 async def run_complete(
-    rt: Runtime, request: ChatRequest, strategy: Strategy, seconds: float | None
+    rt: Runtime,
+    request: ChatRequest,
+    strategy: Strategy,
+    seconds: float | None,
+    accept: Checks | None = None,
 ) -> Response:
     """Run one logical request to a :class:`~asyncllm.Response`.
+
+    ``accept`` overrides the client's acceptance predicates for this request.
 
     Raises:
         DeadlineExceeded: the overall deadline passed.
         AllProvidersFailed: every attempt failed with errors that fail over.
         AsyncLLMError: a bad request, authentication failure, budget refusal... as is.
     """
-    call = Call(rt, request, stream=False, timeout=seconds)
+    call = Call(rt, request, stream=False, timeout=seconds, accept=accept)
     binding = bind_request_id(call.request_id)
     observer = rt.observer
     info = RequestInfo(call.request_id, request, strategy.name, False, call.started)
@@ -104,12 +111,28 @@ class StreamRun:
     The request id is bound in the task that enters it (the caller's, or the cache's pump).
     """
 
-    __slots__ = ("_binding", "_info", "_inner", "call", "request", "rt", "strategy", "timeout")
+    __slots__ = (
+        "_binding",
+        "_info",
+        "_inner",
+        "accept",
+        "call",
+        "request",
+        "rt",
+        "strategy",
+        "timeout",
+    )
 
     def __init__(
-        self, rt: Runtime, request: ChatRequest, strategy: Strategy, timeout: float | None
+        self,
+        rt: Runtime,
+        request: ChatRequest,
+        strategy: Strategy,
+        timeout: float | None,
+        accept: Checks | None = None,
     ) -> None:
         self.rt = rt
+        self.accept = accept
         self.request = request
         self.strategy = strategy
         self.timeout = timeout
@@ -120,7 +143,9 @@ class StreamRun:
 
     async def __aenter__(self) -> Any:
         rt = self.rt
-        call = self.call = Call(rt, self.request, stream=True, timeout=self.timeout)
+        call = self.call = Call(
+            rt, self.request, stream=True, timeout=self.timeout, accept=self.accept
+        )
         self._binding = bind_request_id(call.request_id)
         info = self._info = RequestInfo(
             call.request_id, self.request, self.strategy.name, True, call.started
@@ -164,14 +189,42 @@ class StreamRun:
             self._binding = None
 
 
-def report_cache_hit(rt: Runtime, request: ChatRequest, response: Response, stream: bool) -> None:
-    """Tell the observers about a request the cache answered (no attempt was made).
+class CacheHit:
+    """A request the cache answered (no attempt was made), told to the observers once.
 
     The cache sits in front of the orchestrator, so without this, metrics, logs and traces
-    would never hear of hits.
+    would never hear of hits. Created when the hit is known (a complete answer, or a
+    stream that replays or follows another's); :meth:`finish` ends it, and only its first
+    call counts, so every request reaches the observers exactly once.
     """
-    info = RequestInfo(new_request_id(), request, "cache", stream, loop_time())
-    response.request_id = info.request_id
-    observer = rt.observer
-    observer.request_started(info)
-    observer.request_finished(info, response, None)
+
+    __slots__ = ("done", "info", "rt")
+
+    def __init__(self, rt: Runtime, request: ChatRequest, stream: bool) -> None:
+        self.rt = rt
+        self.done = False
+        self.info = RequestInfo(new_request_id(), request, "cache", stream, rt.clock())
+        rt.observer.request_started(self.info)
+
+    @property
+    def request_id(self) -> str:
+        """The id given to this request."""
+        return self.info.request_id
+
+    def finish(self, response: Response | None, error: BaseException | None) -> None:
+        """Report the outcome (a stream left before its end: both ``None``)."""
+        if self.done:
+            return
+        self.done = True
+        info = self.info
+        info.extra["latency"] = self.rt.clock() - info.started
+        if response is not None:
+            response.request_id = info.request_id
+        elif error is None:
+            info.extra["outcome"] = "abandoned"
+        self.rt.observer.request_finished(info, response, error)
+
+
+def report_cache_hit(rt: Runtime, request: ChatRequest, response: Response, stream: bool) -> None:
+    """Tell the observers about a complete answer the cache gave (see :class:`CacheHit`)."""
+    CacheHit(rt, request, stream).finish(response, None)

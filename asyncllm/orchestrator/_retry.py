@@ -6,6 +6,7 @@ These three questions decide every branch of the strategies, so they live in one
 from __future__ import annotations
 
 from .._exceptions import (
+    AnswerRejected,
     AuthenticationFailed,
     BadRequest,
     CircuitOpen,
@@ -43,8 +44,16 @@ def fails_over(exc: BaseException) -> bool:
 
 
 def trips_breaker(exc: BaseException) -> bool:
-    """True when the error says the provider is unwell (counts against its breaker)."""
-    return isinstance(exc, ProviderError) and exc.retryable and not isinstance(exc, RateLimited)
+    """True when the error says the provider is unwell (counts against its breaker).
+
+    A rejected answer is not an error of the provider: the breaker counts it apart
+    (``CircuitBreaker.rejection``).
+    """
+    return (
+        isinstance(exc, ProviderError)
+        and exc.retryable
+        and not isinstance(exc, (RateLimited, AnswerRejected))
+    )
 
 
 def not_billed(exc: BaseException) -> bool:

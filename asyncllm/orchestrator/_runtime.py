@@ -28,6 +28,7 @@ from ._retry import retry_after_of
 if TYPE_CHECKING:
     from .._types import ChatRequest
     from ..providers import Provider
+    from ..quality._accept import Checks
     from ._policy import BreakerPolicy, Hedge, RetryPolicy
 
 __all__ = [
@@ -121,6 +122,7 @@ class Runtime:
     """What every logical request of one client shares."""
 
     __slots__ = (
+        "accept",
         "attempt_timeout",
         "budget",
         "clock",
@@ -147,8 +149,11 @@ class Runtime:
         clock: Callable[[], float],
         attempt_timeout: float | None,
         first_token_timeout: float | None,
+        accept: Checks | None = None,
     ) -> None:
         self.slots = tuple(slots)
+        #: The client's acceptance predicates (``accept=``), ``None`` when it has none.
+        self.accept = accept
         self.observer = observer
         self.budget = budget
         self.pricing = pricing
@@ -225,6 +230,7 @@ class Call:
     """One logical request: id, deadline, models, the attempt counter and the errors."""
 
     __slots__ = (
+        "accept",
         "attempts",
         "budget_denied",
         "deadline",
@@ -242,11 +248,19 @@ class Call:
     )
 
     def __init__(
-        self, rt: Runtime, request: ChatRequest, *, stream: bool, timeout: float | None
+        self,
+        rt: Runtime,
+        request: ChatRequest,
+        *,
+        stream: bool,
+        timeout: float | None,
+        accept: Checks | None = None,
     ) -> None:
         self.rt = rt
         self.request = request
         self.stream = stream
+        # This call's acceptance predicates (its own, else the client's); empty: none.
+        self.accept: Checks = accept if accept is not None else (rt.accept or ())
         n = len(rt.slots)
         if request.model is None:
             models = rt.default_models

@@ -29,6 +29,7 @@ import anyio
 from .._exceptions import StreamBroken
 from .._hooks import AttemptRole
 from ..providers._base import StreamAccumulator
+from ..quality._signals import assess
 from ._attempt import (
     ZERO_USAGE,
     Notify,
@@ -36,6 +37,7 @@ from ._attempt import (
     attempt_info,
     rate_limit_feedback,
     timeout_error,
+    vet,
 )
 from ._retry import not_billed
 
@@ -260,10 +262,6 @@ class StreamAttempt:
             provider=slot.name, model=stream.model or self.model, rate_limits=stream.rate_limits
         )
         usage = response.usage
-        if self.notify is not None and self.leg is not None:
-            # A complete answer built from a stream wins here, before its slot is released
-            # (for a stream the leg already won at its first token: a no-op then).
-            self.notify(self.leg, response)
         cost = rt.pricing.cost(
             provider=slot.name, kind=slot.kind, model=response.model, usage=usage, local=slot.local
         )
@@ -271,18 +269,33 @@ class StreamAttempt:
             self._permit.settle(usage)
         if self._reservation is not None:
             self._reservation.settle(cost)
-        await self._release(billed_unknown=False, settled=True)
         response.cost_usd = cost
         response.request_id = call.request_id
+        info = self.info
+        info.usage = usage
+        info.cost_usd = cost
+        if not call.accept:
+            info.quality = assess(call.request, response)
+        else:
+            try:
+                # The whole answer is known only now: a rejection fails the attempt here
+                # (its chunks were delivered already; docs/quality.md says what that means).
+                await vet(call, slot, self.model, response, info, None)
+            except BaseException as exc:
+                await self._release(billed_unknown=False, settled=True)
+                self._book(exc)
+                raise
+        if self.notify is not None and self.leg is not None:
+            # A complete answer built from a stream wins here, before its slot is released
+            # (for a stream the leg already won at its first token: a no-op then).
+            self.notify(self.leg, response)
+        await self._release(billed_unknown=False, settled=True)
         self.response = response
         if response.rate_limits is not None:
             slot.limiter.observe(response.rate_limits, model=self.model)
         if slot.breaker is not None:
             slot.breaker.success(self.probe)
-        info = self.info
         info.finished = rt.clock()
-        info.usage = usage
-        info.cost_usd = cost
         info.outcome = "success"
         rt.observer.attempt_finished(info, response, None)
 

@@ -85,6 +85,8 @@ def canonical_arguments(raw: str | Mapping[str, Any] | None) -> str:
             return orjson.dumps(orjson.loads(raw)).decode()
         except orjson.JSONDecodeError:
             return raw
+    if not isinstance(raw, Mapping):  # not an object: passed on as sent, for the caller to judge
+        return orjson.dumps(raw).decode()
     return orjson.dumps(dict(raw)).decode()
 
 

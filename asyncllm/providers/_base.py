@@ -135,7 +135,8 @@ class StreamAccumulator:
                 slot[2] = (slot[2] or "") + d.arguments
         if chunk.usage is not None:
             self.usage = chunk.usage
-        if chunk.finish_reason is not None:
+        if chunk.finish_reason is not None and self.raw_finish_reason != "refusal":
+            # (A refusal stays one: OpenAI ends a refused stream with finish_reason "stop".)
             self.finish_reason = chunk.finish_reason
             self.raw_finish_reason = chunk.raw_finish_reason
 

@@ -32,7 +32,11 @@ _FINISH: dict[str, FinishReason] = {
     "tool_calls": "tool_calls",
     "function_call": "tool_calls",
     "content_filter": "content_filter",
+    "refusal": "content_filter",
 }
+#: ``raw_finish_reason`` of an answer that carried OpenAI's ``refusal`` instead of content
+#: (Anthropic's own ``stop_reason`` for the same thing).
+_REFUSAL = "refusal"
 
 
 def finish_reason(raw: str) -> FinishReason:
@@ -152,6 +156,13 @@ def on_chunk(s: ChunkSink, obj: Mapping[str, Any]) -> None:
                 # The hot path: a plain text delta.
                 s._emit(Chunk(text))
                 text = None
+            elif not text and not tools:
+                refusal = delta.get("refusal")
+                if refusal and isinstance(refusal, str):
+                    # A refusal (structured outputs): its text, marked as a refusal.
+                    s._emit(
+                        Chunk(refusal, finish_reason="content_filter", raw_finish_reason=_REFUSAL)
+                    )
         else:
             text = tools = None
         if text or tools or raw_finish:
@@ -212,8 +223,13 @@ def parse_completion(
         for tc in message.get("tool_calls") or ()
     )
     usage = obj.get("usage")
+    content = message.get("content") or ""
+    refusal = message.get("refusal")
+    if not content and refusal and isinstance(refusal, str):
+        # A refusal (structured outputs) comes with finish_reason "stop": mark it as one.
+        content, raw_finish = refusal, _REFUSAL
     return (
-        message.get("content") or "",
+        content,
         finish_reason(raw_finish) if raw_finish else None,
         raw_finish,
         _usage(usage) if usage else Usage(),

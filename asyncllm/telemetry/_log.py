@@ -7,7 +7,13 @@ and one per logical request on ``structlog.get_logger("asyncllm")``:
   fallback, race), outcome (success, error, lost, cancelled), latency, time to first
   token, tokens, cost, and the error's type and message when it failed;
 - ``llm.request`` — strategy, stream or not, attempts, outcome, latency of the logical
-  request (all attempts, from its start), who answered, tokens, cost, error.
+  request (all attempts, from its start), who answered, tokens, cost, error;
+- ``llm.feedback`` — a score or label attached with ``client.feedback(...)``, with the
+  request's provider, model, latency and cost when the client still knew the request.
+
+Attempts that got an answer also carry ``finish`` (the finish category: ``stop``,
+``length``, ``tool_calls``, ``content_filter``, ``refusal``...) and, when the acceptance
+predicate rejected it, ``rejected`` (the reason; the outcome is then ``error``).
 
 Every event carries ``request_id``; the same id is bound in structlog's contextvars
 (``asyncllm_request_id``) while the request runs, for the application's own events.
@@ -32,7 +38,7 @@ import structlog
 from .._exceptions import redact
 
 if TYPE_CHECKING:
-    from .._hooks import AttemptInfo, Observer, RequestInfo
+    from .._hooks import AttemptInfo, FeedbackInfo, Observer, RequestInfo
     from .._types import Response
 
 __all__ = ["CompositeObserver", "LoggingObserver"]
@@ -117,6 +123,11 @@ class LoggingObserver:
             fields["output_tokens"] = info.usage.output_tokens
         if info.cost_usd is not None:
             fields["cost_usd"] = info.cost_usd
+        quality = info.quality
+        if quality is not None:
+            fields["finish"] = quality.finish
+            if quality.rejected is not None:
+                fields["rejected"] = redact(quality.rejected)[:500]
         _error_fields(error, fields)
         if info.outcome == "error":
             self._log.info("llm.attempt", **fields)
@@ -157,6 +168,21 @@ class LoggingObserver:
         fields["outcome"] = "error"
         _error_fields(error, fields)
         self._log.warning("llm.request", **fields)
+
+    def feedback(self, info: FeedbackInfo) -> None:
+        """Log ``llm.feedback``."""
+        if self._silent():
+            return
+        fields: dict[str, Any] = {"request_id": info.request_id}
+        for key in ("score", "label", "provider", "model", "cost_usd", "cached"):
+            value = getattr(info, key)
+            if value is not None:
+                fields[key] = value
+        if info.latency is not None:
+            fields["latency"] = round(info.latency, 6)
+        if info.comment is not None:
+            fields["comment"] = redact(info.comment)[:500]
+        self._log.info("llm.feedback", **fields)
 
 
 class CompositeObserver:
@@ -214,6 +240,17 @@ class CompositeObserver:
         for o in self.observers:
             try:
                 o.request_finished(info, response, error)
+            except Exception:
+                self.errors += 1
+
+    def feedback(self, info: FeedbackInfo) -> None:
+        """Tell every observer that takes feedback (``feedback`` is optional)."""
+        for o in self.observers:
+            hook = getattr(o, "feedback", None)
+            if hook is None:
+                continue
+            try:
+                hook(info)
             except Exception:
                 self.errors += 1
 

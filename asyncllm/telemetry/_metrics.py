@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from .._logging import get_logger
 from ._histogram import LogHistogram
+from ._quality import FeedbackCounts, QualityCounts
 
 if TYPE_CHECKING:
-    from .._hooks import AttemptInfo, Pricing, RequestInfo
+    from .._hooks import AttemptInfo, FeedbackInfo, Pricing, RequestInfo
     from .._types import Response, Usage
 
 __all__ = ["MetricsObserver"]
@@ -42,6 +43,7 @@ class _Series:
         "cost_usd",
         "errors",
         "fallbacks",
+        "feedback",
         "hedges_fired",
         "hedges_won",
         "in_flight",
@@ -49,6 +51,7 @@ class _Series:
         "latency",
         "lost",
         "output_tokens",
+        "quality",
         "races",
         "races_won",
         "requests",
@@ -68,6 +71,8 @@ class _Series:
         self.errors: dict[str, int] = {}
         self.latency = LogHistogram()
         self.ttft = LogHistogram()
+        self.quality = QualityCounts()
+        self.feedback = FeedbackCounts()
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -92,6 +97,8 @@ class _Series:
             },
             "cost_usd": self.cost_usd,
             "cost_unknown": self.cost_unknown,
+            "quality": self.quality.stats(),
+            "feedback": self.feedback.stats(),
         }
 
 
@@ -101,9 +108,13 @@ class MetricsObserver:
     Per provider and model (every attempt): requests sent, successes, errors by exception
     class, cancelled and lost (a race or hedge another attempt won) attempts, retries,
     fallbacks, hedges fired and won, race attempts and wins, cache hits, latency and
-    time-to-first-token (p50/p95/p99), tokens and cost. Per logical request: started,
-    succeeded, failed (by error class), cancelled by the caller, abandoned (a stream left
-    before its end), cache hits, end-to-end latency, strategies.
+    time-to-first-token (p50/p95/p99), tokens and cost; the quality of the answers
+    (``quality``: finish reasons, empty answers, invalid structured output and tool
+    arguments, answers rejected by the acceptance predicate by reason code, output tokens
+    per answer, and rates) and the users' ``feedback`` (scores, labels, the rated
+    requests' latency and cost). Per logical request: started, succeeded, failed (by error
+    class), cancelled by the caller, abandoned (a stream left before its end), cache hits,
+    end-to-end latency, strategies, feedback.
 
     Args:
         pricing: Prices an attempt whose ``cost_usd`` the orchestrator left unset but whose
@@ -136,6 +147,7 @@ class MetricsObserver:
         self._errors: dict[str, int] = {}
         self._strategies: dict[str, int] = {}
         self._latency = LogHistogram()
+        self._feedback = FeedbackCounts()
 
     def _s(self, provider: str, model: str) -> _Series:
         key = (provider, model)
@@ -206,6 +218,8 @@ class MetricsObserver:
             s.errors[name] = s.errors.get(name, 0) + 1
         if info.first_token_at is not None:
             s.ttft.add(info.first_token_at - info.started)
+        if info.quality is not None:
+            s.quality.add(info.quality)
         usage = info.usage if info.usage is not None else (response.usage if response else None)
         if usage is not None:
             self._account(s, info, usage, response)
@@ -255,10 +269,31 @@ class MetricsObserver:
             self._cache_hits += 1
             self._s(response.provider, response.model).cache_hits += 1
 
+    def feedback(self, info: FeedbackInfo) -> None:
+        """Count a score or label, under the provider and model that answered (if known)."""
+        try:
+            self._feedback.add(info)
+            if info.provider is not None:
+                self._s(info.provider, info.model or "").feedback.add(info)
+        except Exception:  # an observer must never break its caller
+            _log.exception("metrics.observer_failed", hook="feedback")
+
     # -- read-out ----------------------------------------------------------------------
 
+    def quality(self) -> dict[str, dict[str, Any]]:
+        """Answer quality per provider, all its models together (``quality`` per model is
+        in :meth:`statistics`)."""
+        merged: dict[str, QualityCounts] = {}
+        for (provider, _), s in self._series.items():
+            q = merged.get(provider)
+            if q is None:
+                q = merged[provider] = QualityCounts()
+            q.merge(s.quality)
+        return {p: q.stats() for p, q in sorted(merged.items())}
+
     def statistics(self) -> dict[str, Any]:
-        """Everything as a nested dict: ``requests``, ``providers[p][model]``, ``totals``."""
+        """Everything as a nested dict: ``requests``, ``providers[p][model]``, ``totals``,
+        ``feedback`` (all feedback, including requests no longer remembered)."""
         providers: dict[str, dict[str, Any]] = {}
         cost = 0.0
         tokens_in = tokens_out = 0
@@ -287,4 +322,5 @@ class MetricsObserver:
                 "output_tokens": tokens_out,
                 "cost_usd": cost,
             },
+            "feedback": self._feedback.stats(),
         }

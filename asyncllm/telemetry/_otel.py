@@ -22,6 +22,20 @@ Metrics (per attempt, since each is one call to a model): ``gen_ai.client.operat
 ``gen_ai.client.operation.time_to_first_chunk`` (s), and ``asyncllm.client.cost`` (USD, a
 counter), with the semconv's advisory histogram buckets.
 
+Answer quality (no GenAI metric exists for it; the span attribute
+``gen_ai.response.finish_reasons`` does, and is set on every span with an answer, a rejected
+one included): ``asyncllm.client.answers`` counts the answers attempts got, with
+``gen_ai.response.finish_reasons`` (the provider's normalised finish reason, a string here),
+``asyncllm.answer.finish`` (the category: ``stop``, ``length``, ``tool_calls``,
+``content_filter``, ``refusal``, ``other``, ``unknown``) and booleans
+``asyncllm.answer.empty``, ``asyncllm.answer.invalid_json``,
+``asyncllm.answer.invalid_tool_arguments``, ``asyncllm.answer.rejected``; rejections are also
+counted by reason code in ``asyncllm.client.answer.rejections``. Output tokens per answer
+are ``gen_ai.client.token.usage`` with ``gen_ai.token.type = output``. User feedback
+(``client.feedback``) is ``asyncllm.client.feedback`` (a counter, with ``asyncllm.feedback.label``)
+and ``asyncllm.client.feedback.score`` (a histogram), under the provider and model that
+answered.
+
 Spans are started and ended explicitly with their parent passed in, never through the
 current context: observer callbacks run in whichever task the orchestrator is in. The
 request span's parent is the context current when ``request_started`` is called (the
@@ -34,14 +48,16 @@ from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError, redact
 from .._logging import get_logger
+from ..quality._accept import reason_code
 from ._metrics import error_type
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import Span, TracerProvider
 
-    from .._hooks import AttemptInfo, RequestInfo
+    from .._hooks import AttemptInfo, FeedbackInfo, RequestInfo
     from .._types import ChatRequest, Response, Usage
+    from ..quality._signals import Quality
 
 __all__ = ["OTelObserver"]
 
@@ -138,6 +154,26 @@ class OTelObserver:
         )
         self._cost = meter.create_counter(
             "asyncllm.client.cost", unit="USD", description="Spend on model calls."
+        )
+        self._answers = meter.create_counter(
+            "asyncllm.client.answers",
+            unit="{answer}",
+            description="Answers received, by finish reason and quality signal.",
+        )
+        self._rejections = meter.create_counter(
+            "asyncllm.client.answer.rejections",
+            unit="{answer}",
+            description="Answers rejected by the acceptance predicate, by reason code.",
+        )
+        self._feedback = meter.create_counter(
+            "asyncllm.client.feedback",
+            unit="{feedback}",
+            description="Feedback attached to requests (client.feedback).",
+        )
+        self._feedback_score = meter.create_histogram(
+            "asyncllm.client.feedback.score",
+            unit="1",
+            description="Scores attached to requests (client.feedback).",
         )
         self._record_tags = record_tags
         self._requests: dict[str, tuple[Span, ChatRequest]] = {}
@@ -279,6 +315,60 @@ class OTelObserver:
             self._tokens.record(usage.output_tokens, {**attrs, "gen_ai.token.type": "output"})
         if cost:
             self._cost.add(cost, attrs)
+        if info.quality is not None:
+            self._record_quality(span, info.quality, response, error, attrs)
+
+    def _record_quality(
+        self,
+        span: Span | None,
+        q: Quality,
+        response: Response | None,
+        error: BaseException | None,
+        attrs: dict[str, Any],
+    ) -> None:
+        rejected = getattr(error, "response", None)
+        answer = {k: v for k, v in attrs.items() if k != "error.type"}
+        if rejected is not None:
+            answer["gen_ai.response.model"] = rejected.model
+        got = response if response is not None else rejected
+        if got is not None and got.finish_reason is not None:
+            answer["gen_ai.response.finish_reasons"] = got.finish_reason
+        if span is not None:
+            if rejected is not None:
+                span.set_attributes(self._response_attributes(rejected))
+            span.set_attribute("asyncllm.answer.finish", q.finish)
+            if q.rejected is not None:
+                span.set_attribute("asyncllm.answer.rejected", redact(q.rejected)[:500])
+        answer.update(
+            {
+                "asyncllm.answer.finish": q.finish,
+                "asyncllm.answer.empty": q.empty,
+                "asyncllm.answer.invalid_json": q.invalid_json,
+                "asyncllm.answer.invalid_tool_arguments": q.invalid_tool_arguments > 0,
+                "asyncllm.answer.rejected": q.rejected is not None,
+            }
+        )
+        self._answers.add(1, answer)
+        if q.rejected is not None:
+            self._rejections.add(1, {**attrs, "asyncllm.rejection.reason": reason_code(q.rejected)})
+
+    # -- feedback ----------------------------------------------------------------------
+
+    def feedback(self, info: FeedbackInfo) -> None:
+        """Count the feedback and record its score, under who answered the request."""
+        try:
+            attrs: dict[str, Any] = {}
+            if info.provider is not None:
+                attrs["asyncllm.provider"] = info.provider
+            if info.model is not None:
+                attrs["gen_ai.response.model"] = info.model
+            if info.label is not None:
+                attrs["asyncllm.feedback.label"] = info.label
+            self._feedback.add(1, attrs)
+            if info.score is not None:
+                self._feedback_score.record(info.score, attrs)
+        except Exception:
+            _log.exception("otel.observer_failed", hook="feedback")
 
     # -- helpers -----------------------------------------------------------------------
 

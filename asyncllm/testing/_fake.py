@@ -40,6 +40,9 @@ class FakeReply:
         usage: Usage to report; default: estimated input tokens and one output token a chunk.
         rate_limits: Rate-limit info to expose on the stream.
         model: Model to report; default: the requested one.
+        raw_finish_reason: The provider's own finish reason to report (default: the
+            normalised one); ``finish_reason="content_filter", raw_finish_reason="refusal"``
+            is a refusal, as Anthropic reports one.
     """
 
     tokens: Sequence[str] = ("Hello", ",", " world", "!")
@@ -51,6 +54,7 @@ class FakeReply:
     usage: Usage | None = None
     rate_limits: RateLimitInfo | None = None
     model: str | None = None
+    raw_finish_reason: str | None = None
 
 
 FakeScript: TypeAlias = "Callable[[ChatRequest, int], FakeReply | str | Exception]"
@@ -186,7 +190,7 @@ class FakeProvider(BaseProvider):
                 yield Chunk(
                     usage=usage,
                     finish_reason=reply.finish_reason,
-                    raw_finish_reason=reply.finish_reason,
+                    raw_finish_reason=reply.raw_finish_reason or reply.finish_reason,
                 )
                 self.completed += 1
                 done = True

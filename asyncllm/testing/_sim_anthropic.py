@@ -23,6 +23,7 @@ _STOP: dict[Finish, str] = {
     "stop_sequence": "stop_sequence",
     "tool": "tool_use",
     "content_filter": "refusal",
+    "refusal": "refusal",
 }
 
 _ERRORS: dict[ErrorKind, str] = {

@@ -31,6 +31,13 @@ FaultKind: TypeAlias = Literal[
     "context_window",
     "auth",
     "content_filter",
+    "stop",
+    "truncated",
+    "refusal",
+    "empty",
+    "invalid_json",
+    "tool_call",
+    "invalid_tool_args",
 ]
 
 
@@ -128,6 +135,58 @@ class Fault:
         OpenAI: ``finish_reason: "content_filter"``; Anthropic: ``stop_reason: "refusal"``.
         """
         return cls("content_filter", after=after)
+
+    # -- answer faults (status 200, a poor answer; see _sim_quality.py) ------------------
+
+    @classmethod
+    def truncated(cls, after: int | None = None) -> Fault:
+        """The answer stops at the output limit after ``after`` chunks (default: half).
+
+        OpenAI: ``finish_reason: "length"``; Anthropic: ``stop_reason: "max_tokens"``.
+        """
+        return cls("truncated", after=after)
+
+    @classmethod
+    def refusal(cls) -> Fault:
+        """The model refuses: OpenAI ``message.refusal`` (finish reason ``stop``);
+        Anthropic ``stop_reason: "refusal"``."""
+        return cls("refusal")
+
+    @classmethod
+    def empty(cls) -> Fault:
+        """An empty answer: no text, no tool call, finish reason ``stop``."""
+        return cls("empty")
+
+    @classmethod
+    def invalid_json(cls) -> Fault:
+        """Text that is not valid JSON (for requests that asked for JSON), finish ``stop``."""
+        return cls("invalid_json")
+
+    @classmethod
+    def tool_call(cls) -> Fault:
+        """A tool call (finish reason ``tool_calls`` / ``tool_use``), even when the request
+        offered no tool (it then calls ``lookup(query)``)."""
+        return cls("tool_call")
+
+    @classmethod
+    def invalid_tool_arguments(cls) -> Fault:
+        """A tool call whose arguments are JSON but not an object: they fail any schema."""
+        return cls("invalid_tool_args")
+
+    @classmethod
+    def finish(cls, reason: str) -> Fault:
+        """An answer that ends with ``reason``: ``"stop"`` (an ordinary answer),
+        ``"length"``, ``"tool_calls"``, ``"content_filter"`` or ``"refusal"``."""
+        made = {
+            "stop": lambda: cls("stop"),
+            "length": cls.truncated,
+            "tool_calls": cls.tool_call,
+            "content_filter": lambda: cls.content_filter(after=1),
+            "refusal": cls.refusal,
+        }
+        if reason not in made:
+            raise ValueError(f"reason must be one of {sorted(made)}, got {reason!r}")
+        return made[reason]()
 
     @property
     def is_error_response(self) -> bool:

@@ -27,6 +27,7 @@ from ._sim_faults import Fault, FaultQueue
 from ._sim_http import Connection, HttpRequest
 from ._sim_limits import RateLimits
 from ._sim_openai import OpenAIWire
+from ._sim_quality import ANSWER_FAULTS, reshape
 from ._sim_stats import RecordedRequest, SimulatorStats
 from ._sim_text import Plan, SimRequest, plan
 from ._sim_wire import ErrorKind, Wire, WireError
@@ -199,6 +200,8 @@ class Handler:
             out.pieces = out.pieces[: fault.after or 0]
             out.finish = "content_filter"
             out.stop_sequence = None
+        if fault is not None and fault.kind in ANSWER_FAULTS:
+            out = reshape(fault.kind, out, sreq, fault.after, call_id)
         loop = asyncio.get_running_loop()
         now = loop.time()
         wait, which = self.limits.admit(sreq.input_tokens + out.output_tokens, now)
@@ -285,7 +288,12 @@ class Handler:
         parts = wire.render_stream(a.sreq, out, a.resp_id, a.created)
         content = parts.content
         at = -1
-        if fault is not None and fault.after is not None and fault.kind != "content_filter":
+        if (
+            fault is not None
+            and fault.after is not None
+            and fault.kind != "content_filter"
+            and fault.kind not in ANSWER_FAULTS
+        ):
             at = min(fault.after, len(content))
         td = self.config.token_delay
         h = [

@@ -24,6 +24,7 @@ _FINISH: dict[Finish, str] = {
     "stop_sequence": "stop",
     "tool": "tool_calls",
     "content_filter": "content_filter",
+    "refusal": "stop",  # a refusal is told by ``message.refusal``, not the finish reason
 }
 
 # (type, code) of each error kind, as OpenAI sends them.
@@ -152,6 +153,9 @@ class OpenAIWire:
                     "function": {"name": plan.tool.name, "arguments": plan.text},
                 }
             ]
+        elif plan.finish == "refusal":
+            message["content"] = None
+            message["refusal"] = plan.text
         else:
             message["content"] = plan.text
         return orjson.dumps(
@@ -212,7 +216,8 @@ class OpenAIWire:
             ]
         else:
             prologue = chunk({"role": "assistant", "content": "", "refusal": None})
-            content = [chunk({"content": p}) for p in plan.pieces]
+            key = "refusal" if plan.finish == "refusal" else "content"
+            content = [chunk({key: p}) for p in plan.pieces]
         epilogue = chunk({}, _FINISH[plan.finish])
         if req.include_usage:
             epilogue += sse_data(

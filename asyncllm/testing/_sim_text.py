@@ -27,7 +27,7 @@ import orjson
 
 __all__ = ["Finish", "Plan", "SimRequest", "ToolSpec", "plan", "split_even", "text_of"]
 
-Finish: TypeAlias = Literal["stop", "length", "stop_sequence", "tool", "content_filter"]
+Finish: TypeAlias = Literal["stop", "length", "stop_sequence", "tool", "content_filter", "refusal"]
 
 _WORDS = (
     "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "

@@ -206,6 +206,9 @@ def test_canonical_arguments() -> None:
     assert anth.canonical_arguments("") == "{}"
     assert anth.canonical_arguments(None) == "{}"
     assert anth.canonical_arguments('{"cut": ') == '{"cut": '
+    # A tool input that is not an object (a misbehaving server) is passed on, not a crash:
+    # the answer's quality check reports it as invalid tool arguments.
+    assert anth.canonical_arguments([1, "x"]) == '[1,"x"]'  # type: ignore[arg-type]
 
 
 def test_dumps_accepts_mappings_and_tuples() -> None:
