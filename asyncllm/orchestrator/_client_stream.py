@@ -16,6 +16,7 @@ from ._request import StreamRun, report_cache_hit
 
 if TYPE_CHECKING:
     from .._client import Client
+    from .._typed import Typed
     from .._types import ChatRequest, Chunk, Response
     from ._policy import Strategy
 
@@ -41,6 +42,7 @@ class ClientStream:
         "_run",
         "_strategy",
         "_timeout",
+        "_typed",
         "request",
     )
 
@@ -52,8 +54,10 @@ class ClientStream:
         timeout: float | None,
         cache_mode: CacheMode,
         cache_ttl: float | None,
+        typed: Typed | None = None,
     ) -> None:
         self._client = client
+        self._typed = typed
         self.request = request
         self._strategy = strategy
         self._timeout = timeout
@@ -120,7 +124,7 @@ class ClientStream:
     def __aiter__(self) -> AsyncIterator[Chunk]:
         # The orchestrated (or cached) iterator assembles the response itself: hand it out
         # directly, one async frame less per chunk.
-        if self._acc is None and self._it is not None:
+        if self._acc is None and self._it is not None and self._typed is None:
             return self._it
         return self
 
@@ -132,6 +136,12 @@ class ClientStream:
             chunk = await it.__anext__()
         except StopAsyncIteration:
             self._finish()
+            typed, self._typed = self._typed, None
+            response = self.response
+            if typed is not None and response is not None:
+                # Raises StructuredOutputError (from the end of the stream) when the
+                # answer does not fit the response_format.
+                typed.apply(response)
             raise
         if self._acc is not None:
             self._acc.add(chunk)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from ._fake import FakeProvider, FakeReply
 from ._latency import Constant, Latency, Mixture, heavy_tail
 from ._sim_faults import Fault
+from ._sim_script import Turn
 from ._sim_stats import RecordedRequest, SimulatorStats
 from ._simulator import Simulator
 
@@ -20,5 +21,6 @@ __all__ = [
     "RecordedRequest",
     "Simulator",
     "SimulatorStats",
+    "Turn",
     "heavy_tail",
 ]

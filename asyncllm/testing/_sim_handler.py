@@ -27,6 +27,7 @@ from ._sim_faults import Fault, FaultQueue
 from ._sim_http import Connection, HttpRequest
 from ._sim_limits import RateLimits
 from ._sim_openai import OpenAIWire
+from ._sim_script import ScriptQueue, plan_turn
 from ._sim_stats import RecordedRequest, SimulatorStats
 from ._sim_text import Plan, SimRequest, plan
 from ._sim_wire import ErrorKind, Wire, WireError
@@ -114,6 +115,7 @@ class Handler:
         self.limits = limits
         self.stats = stats
         self.faults = FaultQueue()
+        self.script = ScriptQueue()
         self._rng = random.Random(config.seed)
         self._ids = count(1)
         self._routes: dict[str, Wire] = {OPENAI_PATH: OpenAIWire(), ANTHROPIC_PATH: AnthropicWire()}
@@ -192,9 +194,17 @@ class Handler:
         if limit is not None and sreq.input_tokens > limit:
             return self._context_error(conn, wire, sreq, limit, rid)
         call_id = f"call_sim{n:012x}" if wire.name == "openai" else f"toolu_sim{n:012x}"
-        out = plan(
-            sreq, output_tokens=self.config.output_tokens, seed=self.config.seed, call_id=call_id
-        )
+        turn = self.script.pop()
+        if turn is not None:
+            self.stats.scripted += 1
+            out = plan_turn(turn, sreq, output_tokens=self.config.output_tokens, call_id=call_id)
+        else:
+            out = plan(
+                sreq,
+                output_tokens=self.config.output_tokens,
+                seed=self.config.seed,
+                call_id=call_id,
+            )
         if fault is not None and fault.kind == "content_filter":
             out.pieces = out.pieces[: fault.after or 0]
             out.finish = "content_filter"

@@ -1,0 +1,87 @@
+"""Typed request parameters: pydantic ``response_format`` and :class:`asyncllm.tools.Tool`.
+
+``Client.complete`` and ``Client.stream`` turn them into the plain mappings a
+:class:`~asyncllm.ChatRequest` carries (so the schemas are sent, and are part of the cache
+key), and keep the originals here to validate the answer. pydantic is imported only when a
+typed value is actually passed, so ``import asyncllm`` stays light.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from ._types import Response, ToolCall
+
+__all__ = ["Typed", "split_typed"]
+
+
+@dataclasses.dataclass(slots=True)
+class Typed:
+    """What to validate an answer against.
+
+    Attributes:
+        output: The pydantic model of ``response_format``, or ``None``.
+        tools: Typed tools by name (untyped tool dicts are not in here).
+    """
+
+    output: Any = None
+    tools: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def apply(self, response: Response, *, attempts: int = 1) -> Response:
+        """Validate ``response`` in place: tool-call arguments, then the structured output.
+
+        Raises:
+            StructuredOutputError: the output does not fit ``output`` (only when the model
+                answered with text: a tool-call turn has no output to validate).
+        """
+        if self.tools and response.tool_calls:
+            response.tool_calls = tuple(self._check(c) for c in response.tool_calls)
+        if self.output is not None and not response.tool_calls:
+            from .tools._structured import parse_output
+
+            response.parsed = parse_output(self.output, response, attempts=attempts)
+        return response
+
+    def _check(self, call: ToolCall) -> ToolCall:
+        tool = self.tools.get(call.name)
+        if tool is None:
+            known = ", ".join(sorted(self.tools)) or "none"
+            return dataclasses.replace(
+                call, error=f"unknown tool {call.name!r} (known tools: {known})"
+            )
+        return tool.check(call)  # type: ignore[no-any-return]
+
+
+def _is_model_class(value: object) -> bool:
+    return isinstance(value, type) and callable(getattr(value, "model_json_schema", None))
+
+
+def split_typed(params: Mapping[str, Any]) -> tuple[dict[str, Any], Typed | None]:
+    """``params`` with typed values replaced by plain mappings, and what to validate."""
+    fmt = params.get("response_format")
+    tools = params.get("tools")
+    typed_tools = (
+        [t for t in tools if not isinstance(t, Mapping) and callable(t)]
+        if tools is not None and not isinstance(tools, (str, Mapping))
+        else []
+    )
+    if not _is_model_class(fmt) and not typed_tools:
+        return dict(params), None
+    out = dict(params)
+    typed = Typed()
+    if _is_model_class(fmt):
+        from .tools._structured import response_format_for
+
+        typed.output = fmt
+        out["response_format"] = response_format_for(fmt)  # type: ignore[arg-type]
+    if typed_tools:
+        assert tools is not None
+        from .tools._tool import Tool
+
+        # A Tool is used as is; a plain function becomes one (Tool.from_function).
+        as_tools = {id(t): t if isinstance(t, Tool) else Tool.from_function(t) for t in typed_tools}
+        out["tools"] = [as_tools[id(t)].to_spec() if id(t) in as_tools else t for t in tools]
+        typed.tools = {t.name: t for t in as_tools.values()}
+    return out, typed
