@@ -63,7 +63,11 @@ def split_typed(params: Mapping[str, Any]) -> tuple[dict[str, Any], Typed | None
     fmt = params.get("response_format")
     tools = params.get("tools")
     typed_tools = (
-        [t for t in tools if not isinstance(t, Mapping) and callable(t)]
+        [
+            t
+            for t in tools
+            if not isinstance(t, Mapping) and (callable(t) or callable(getattr(t, "to_spec", None)))
+        ]
         if tools is not None and not isinstance(tools, (str, Mapping))
         else []
     )

@@ -105,10 +105,10 @@ def plan_turn(turn: Turn, req: SimRequest, *, output_tokens: int, call_id: str) 
     cap = req.max_tokens
     if turn.calls:
         name, args = turn.calls[0]
-        pieces = split_even(args, n) if args else [args]
-        cut = pieces if cap is None else pieces[:cap]
+        calls: list[str] = split_even(args, n) if args else ["{}"]
+        cut = calls if cap is None else calls[:cap]
         more = tuple((f"{call_id}_{i}", nm, a) for i, (nm, a) in enumerate(turn.calls[1:], 1))
-        if len(cut) < len(pieces):
+        if len(cut) < len(calls):
             return Plan(cut, "length", req.input_tokens, tool=ToolSpec(name, {}), tool_id=call_id)
         return Plan(
             cut,
@@ -118,7 +118,7 @@ def plan_turn(turn: Turn, req: SimRequest, *, output_tokens: int, call_id: str) 
             tool_id=call_id,
             more_calls=more,
         )
-    pieces: list[str] = split_even(turn.content, n) if turn.content else [""]
+    pieces: list[str] = split_even(turn.content, n) if turn.content else []
     if cap is not None and cap < len(pieces):
         return Plan(pieces[:cap], "length", req.input_tokens)
     return Plan(pieces, "stop", req.input_tokens)

@@ -166,10 +166,10 @@ def function_model(fn: Callable[..., Any], name: str) -> tuple[type[pydantic.Bas
             )
         annotation = hints.get(pname, Any)
         default = ... if p.default is p.empty else p.default
-        fields[pname] = (
-            annotation,
-            pydantic.Field(default, description=described.get(pname)),
-        )
+        desc = described.get(pname)
+        # Without a docstring line the default alone: a Field(description=None) would
+        # hide a description given in Annotated[..., Field(description=...)].
+        fields[pname] = (annotation, pydantic.Field(default, description=desc) if desc else default)
     model = pydantic.create_model(
         _model_name(name), __config__=pydantic.ConfigDict(extra="forbid"), **fields
     )
