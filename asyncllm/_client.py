@@ -304,6 +304,11 @@ class Client:
             try:
                 return typed.apply(response, attempts=attempt)
             except StructuredOutputError as exc:
+                # A stored answer that does not validate would fail every later identical
+                # call: drop it from the cache (the answer itself travels in the error).
+                invalidate = getattr(self._cache, "invalidate", None)
+                if invalidate is not None and cache != "bypass":
+                    await invalidate(request, self.route(request))
                 if attempt > output_retries:
                     raise
                 from .tools._structured import retry_prompt

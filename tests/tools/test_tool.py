@@ -155,3 +155,14 @@ def test_arguments_dict() -> None:
         ToolCall("c", "f", "{").arguments_dict()
     with pytest.raises(ValueError, match="not a JSON object"):
         ToolCall("c", "f", "[1]").arguments_dict()
+
+
+def test_tools_exports() -> None:
+    import asyncllm.tools as tools
+
+    names = [n for n in tools.__all__]
+    assert names == sorted(names, key=lambda n: (n[0].islower(), n))
+    for name in names:
+        obj = getattr(tools, name)
+        if callable(obj):
+            assert obj.__doc__, f"{name} has no docstring"
