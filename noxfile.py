@@ -43,6 +43,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Run the examples in docs/ (they are also part of the test suite)."""
-    session.install("-e", ".[test]")
-    session.run("pytest", "tests/test_docs.py", *session.posargs)
+    """Build the site with ``mkdocs build --strict`` (warnings fail) and run every example
+    in docs/ and examples/ (they are also part of the test suite)."""
+    session.install("-e", ".[docs,test]")
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
+    session.run("pytest", "tests/test_docs.py", "tests/examples", *session.posargs)
