@@ -30,19 +30,23 @@ class Typed:
     tools: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def apply(self, response: Response, *, attempts: int = 1) -> Response:
-        """Validate ``response`` in place: tool-call arguments, then the structured output.
+        """A copy of ``response`` with validated tool calls and structured output.
+
+        A copy, not the response itself: a cache may share one response object between
+        concurrent callers, each with its own tools and models.
 
         Raises:
             StructuredOutputError: the output does not fit ``output`` (only when the model
                 answered with text: a tool-call turn has no output to validate).
         """
-        if self.tools and response.tool_calls:
-            response.tool_calls = tuple(self._check(c) for c in response.tool_calls)
-        if self.output is not None and not response.tool_calls:
+        out = dataclasses.replace(response)
+        if self.tools and out.tool_calls:
+            out.tool_calls = tuple(self._check(c) for c in out.tool_calls)
+        if self.output is not None and not out.tool_calls:
             from .tools._structured import parse_output
 
-            response.parsed = parse_output(self.output, response, attempts=attempts)
-        return response
+            out.parsed = parse_output(self.output, out, attempts=attempts)
+        return out
 
     def _check(self, call: ToolCall) -> ToolCall:
         tool = self.tools.get(call.name)
@@ -72,6 +76,11 @@ def split_typed(params: Mapping[str, Any]) -> tuple[dict[str, Any], Typed | None
         else []
     )
     if not _is_model_class(fmt) and not typed_tools:
+        choice = params.get("tool_choice")
+        if callable(getattr(choice, "to_spec", None)):
+            out = dict(params)
+            out["tool_choice"] = {"type": "function", "function": {"name": choice.name}}  # type: ignore[union-attr]
+            return out, None
         return dict(params), None
     out = dict(params)
     typed = Typed()
@@ -80,6 +89,10 @@ def split_typed(params: Mapping[str, Any]) -> tuple[dict[str, Any], Typed | None
 
         typed.output = fmt
         out["response_format"] = response_format_for(fmt)  # type: ignore[arg-type]
+    choice = params.get("tool_choice")
+    if callable(getattr(choice, "to_spec", None)):
+        # A Tool as tool_choice: force a call of that tool.
+        out["tool_choice"] = {"type": "function", "function": {"name": choice.name}}  # type: ignore[union-attr]
     if typed_tools:
         assert tools is not None
         from .tools._tool import Tool

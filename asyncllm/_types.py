@@ -325,7 +325,11 @@ def _coerce_one(m: object, index: int) -> Message:
         content=_coerce_content(m.get("content"), index),
         name=name if isinstance(name, str) else None,
         tool_call_id=tool_call_id if isinstance(tool_call_id, str) else None,
-        tool_calls=tuple(tool_calls) if tool_calls else None,
+        tool_calls=(
+            tuple(tc.to_dict() if isinstance(tc, ToolCall) else tc for tc in tool_calls)
+            if tool_calls
+            else None
+        ),
     )
 
 

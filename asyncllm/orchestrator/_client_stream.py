@@ -141,7 +141,7 @@ class ClientStream:
             if typed is not None and response is not None:
                 # Raises StructuredOutputError (from the end of the stream) when the
                 # answer does not fit the response_format.
-                typed.apply(response)
+                self._response = typed.apply(response)
             raise
         if self._acc is not None:
             self._acc.add(chunk)

@@ -295,3 +295,26 @@ async def test_fake_provider_scripts_tool_calls_and_json() -> None:
     assert run.messages[2].content == '{"city":"Oslo","days":1,"sky":"clear"}'
     assert fake.calls[1].messages[-1].role == "tool"
     assert fake.open_streams == 0
+
+
+async def test_a_tool_as_tool_choice_forces_that_tool(client: Client, body: Any) -> None:
+    r = await client.complete("x", tools=TOOLS, tool_choice=TOOLS[1])
+    assert [c.name for c in r.tool_calls] == ["get_time"]
+    assert r.tool_calls[0].parsed is not None
+    sent = body()["tool_choice"]
+    assert sent in (
+        {"type": "function", "function": {"name": "get_time"}},
+        {"type": "tool", "name": "get_time"},
+    )
+
+
+async def test_tool_calls_given_as_objects_in_message_dicts(client: Client, sim: Simulator) -> None:
+    sim.script(Turn.tool_call("get_time", {"tz": "UTC"}))
+    first = await client.complete("time?", tools=TOOLS)
+    history = [
+        {"role": "user", "content": "time?"},
+        {"role": "assistant", "content": "", "tool_calls": list(first.tool_calls)},
+        {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": "12:00 UTC"},
+    ]
+    final = await client.complete(history, tools=TOOLS)
+    assert final.finish_reason == "stop" and not final.tool_calls
