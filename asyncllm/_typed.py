@@ -64,6 +64,8 @@ def _is_model_class(value: object) -> bool:
 
 def split_typed(params: Mapping[str, Any]) -> tuple[dict[str, Any], Typed | None]:
     """``params`` with typed values replaced by plain mappings, and what to validate."""
+    if "tools" not in params and "response_format" not in params and "tool_choice" not in params:
+        return dict(params), None  # the common case: nothing typed, nothing to look at
     fmt = params.get("response_format")
     tools = params.get("tools")
     typed_tools = (

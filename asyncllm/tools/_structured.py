@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -10,7 +11,7 @@ import pydantic
 from .._exceptions import StructuredOutputError
 from .._types import Response
 from ._schema import strict_schema
-from ._tool import validation_text
+from ._tool import _copy, validation_text
 
 __all__ = ["parse_output", "response_format_for", "retry_prompt"]
 
@@ -26,6 +27,13 @@ def response_format_for(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     model's JSON schema (:func:`~asyncllm.tools.strict_schema`), and, being part of the
     request, part of the cache key.
     """
+    fmt: dict[str, Any] = _copy(_format_for(model))
+    return fmt
+
+
+@functools.lru_cache(maxsize=256)
+def _format_for(model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    # Generating a model's JSON schema costs far more than copying it: once per model.
     schema = strict_schema(model.model_json_schema())
     name = _NAME.sub("_", model.__name__)[:64] or "output"
     spec: dict[str, Any] = {"name": name, "schema": schema, "strict": True}
