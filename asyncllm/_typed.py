@@ -24,10 +24,13 @@ class Typed:
     Attributes:
         output: The pydantic model of ``response_format``, or ``None``.
         tools: Typed tools by name (untyped tool dicts are not in here).
+        untyped: Names of the tools passed as plain dicts: their calls are left as they
+            came (no ``parsed``, no ``error``).
     """
 
     output: Any = None
     tools: dict[str, Any] = dataclasses.field(default_factory=dict)
+    untyped: frozenset[str] = frozenset()
 
     def apply(self, response: Response, *, attempts: int = 1) -> Response:
         """A copy of ``response`` with validated tool calls and structured output.
@@ -50,6 +53,8 @@ class Typed:
 
     def _check(self, call: ToolCall) -> ToolCall:
         tool = self.tools.get(call.name)
+        if tool is None and call.name in self.untyped:
+            return call
         if tool is None:
             known = ", ".join(sorted(self.tools)) or "none"
             return dataclasses.replace(
@@ -103,4 +108,14 @@ def split_typed(params: Mapping[str, Any]) -> tuple[dict[str, Any], Typed | None
         as_tools = {id(t): t if isinstance(t, Tool) else Tool.from_function(t) for t in typed_tools}
         out["tools"] = [as_tools[id(t)].to_spec() if id(t) in as_tools else t for t in tools]
         typed.tools = {t.name: t for t in as_tools.values()}
+        typed.untyped = frozenset(_spec_name(t) for t in tools if id(t) not in as_tools)
     return out, typed
+
+
+def _spec_name(spec: object) -> str:
+    """The name of a tool given as a dict (OpenAI or Anthropic shape)."""
+    if not isinstance(spec, Mapping):
+        return ""
+    fn = spec.get("function")
+    name = fn.get("name") if isinstance(fn, Mapping) else spec.get("name")
+    return name if isinstance(name, str) else ""

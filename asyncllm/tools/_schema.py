@@ -171,7 +171,9 @@ def function_model(fn: Callable[..., Any], name: str) -> tuple[type[pydantic.Bas
         # hide a description given in Annotated[..., Field(description=...)].
         fields[pname] = (annotation, pydantic.Field(default, description=desc) if desc else default)
     model = pydantic.create_model(
-        _model_name(name), __config__=pydantic.ConfigDict(extra="forbid"), **fields
+        _model_name(name),
+        __config__=pydantic.ConfigDict(extra="forbid", protected_namespaces=()),
+        **fields,
     )
     return model, summary
 

@@ -318,3 +318,22 @@ async def test_tool_calls_given_as_objects_in_message_dicts(client: Client, sim:
     ]
     final = await client.complete(history, tools=TOOLS)
     assert final.finish_reason == "stop" and not final.tool_calls
+
+
+async def test_mixed_typed_and_dict_tools(client: Client, sim: Simulator) -> None:
+    spec = {"type": "function", "function": {"name": "raw", "parameters": {"type": "object"}}}
+    sim.script(Turn.tool_calls(("raw", {"a": 1}), ("get_time", {"tz": "UTC"}), ("nope", {})))
+    r = await client.complete("x", tools=[spec, *TOOLS])
+    raw, typed, unknown = r.tool_calls
+    assert raw.parsed is None and raw.error is None
+    assert typed.parsed.tz == "UTC"
+    assert unknown.error is not None and "unknown tool 'nope'" in unknown.error
+
+
+def test_a_parameter_named_like_a_pydantic_namespace() -> None:
+    def pick(model: str, model_name: str = "x") -> str:
+        """Pick a model."""
+        return model
+
+    t = Tool.from_function(pick)
+    assert set(t.parameters["properties"]) == {"model", "model_name"}
