@@ -9,6 +9,7 @@ typed value is actually passed, so ``import asyncllm`` stays light.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -92,10 +93,11 @@ def split_typed(params: Mapping[str, Any]) -> tuple[dict[str, Any], Typed | None
     out = dict(params)
     typed = Typed()
     if _is_model_class(fmt):
-        from .tools._structured import response_format_for
+        from .tools._structured import _format_for
 
         typed.output = fmt
-        out["response_format"] = response_format_for(fmt)  # type: ignore[arg-type]
+        # Shared, read-only: built once per model (nothing below mutates request values).
+        out["response_format"] = _format_for(fmt)
     choice = params.get("tool_choice")
     if callable(getattr(choice, "to_spec", None)):
         # A Tool as tool_choice: force a call of that tool.
@@ -104,12 +106,30 @@ def split_typed(params: Mapping[str, Any]) -> tuple[dict[str, Any], Typed | None
         assert tools is not None
         from .tools._tool import Tool
 
-        # A Tool is used as is; a plain function becomes one (Tool.from_function).
-        as_tools = {id(t): t if isinstance(t, Tool) else Tool.from_function(t) for t in typed_tools}
-        out["tools"] = [as_tools[id(t)].to_spec() if id(t) in as_tools else t for t in tools]
+        # A Tool is used as is; a plain function becomes one (once per function).
+        as_tools = {id(t): t if isinstance(t, Tool) else _as_tool(t) for t in typed_tools}
+        out["tools"] = [as_tools[id(t)]._wire_spec() if id(t) in as_tools else t for t in tools]
         typed.tools = {t.name: t for t in as_tools.values()}
         typed.untyped = frozenset(_spec_name(t) for t in tools if id(t) not in as_tools)
     return out, typed
+
+
+def _as_tool(fn: Any) -> Any:
+    try:
+        return _tool_for(fn)
+    except TypeError as exc:
+        if "unhashable" not in str(exc):
+            raise
+    from .tools._tool import Tool
+
+    return Tool.from_function(fn)
+
+
+@functools.lru_cache(maxsize=512)
+def _tool_for(fn: Any) -> Any:
+    from .tools._tool import Tool
+
+    return Tool.from_function(fn)
 
 
 def _spec_name(spec: object) -> str:

@@ -39,7 +39,15 @@ class Tool:
         takes_model: ``fn`` takes the model instance instead of keyword arguments.
     """
 
-    __slots__ = ("_schema", "args_model", "description", "fn", "name", "strict", "takes_model")
+    __slots__ = (
+        "_spec",
+        "args_model",
+        "description",
+        "fn",
+        "name",
+        "strict",
+        "takes_model",
+    )
 
     def __init__(
         self,
@@ -61,7 +69,7 @@ class Tool:
         self.description = description
         self.strict = strict
         self.takes_model = takes_model
-        self._schema: dict[str, Any] | None = None
+        self._spec: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
     @classmethod
     def from_function(
@@ -112,25 +120,36 @@ class Tool:
     @property
     def parameters(self) -> dict[str, Any]:
         """The JSON schema of the arguments (a fresh copy)."""
-        if self._schema is None:
+        copied: dict[str, Any] = _copy(self._wire_spec()["function"]["parameters"])
+        return copied
+
+    def to_spec(self) -> dict[str, Any]:
+        """The tool as a request's ``tools`` item (OpenAI shape; drivers translate it).
+
+        A fresh copy each time: change it freely.
+        """
+        copied: dict[str, Any] = _copy(self._wire_spec())
+        return copied
+
+    def _wire_spec(self) -> dict[str, Any]:
+        # Built once (and again only if the attributes it depends on change): every request
+        # carrying this tool shares it, read-only. Copying it per call cost more than the
+        # rest of the typed path together.
+        key = (self.name, self.description, self.strict, self.args_model)
+        if self._spec is None or self._spec[0] != key:
             schema = self.args_model.model_json_schema()
             schema.pop("title", None)
             if self.strict:
                 from ._schema import strict_schema
 
                 schema = strict_schema(schema)
-            self._schema = schema
-        copied: dict[str, Any] = _copy(self._schema)
-        return copied
-
-    def to_spec(self) -> dict[str, Any]:
-        """The tool as a request's ``tools`` item (OpenAI shape; drivers translate it)."""
-        fn: dict[str, Any] = {"name": self.name, "parameters": self.parameters}
-        if self.description:
-            fn["description"] = self.description
-        if self.strict:
-            fn["strict"] = True
-        return {"type": "function", "function": fn}
+            fn: dict[str, Any] = {"name": self.name, "parameters": schema}
+            if self.description:
+                fn["description"] = self.description
+            if self.strict:
+                fn["strict"] = True
+            self._spec = (key, {"type": "function", "function": fn})
+        return self._spec[1]
 
     def validate(self, arguments: str | Mapping[str, Any]) -> pydantic.BaseModel:
         """The arguments validated into :attr:`args_model`.
