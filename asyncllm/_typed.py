@@ -110,6 +110,11 @@ def split_typed(params: Mapping[str, Any]) -> tuple[dict[str, Any], Typed | None
         as_tools = {id(t): t if isinstance(t, Tool) else _as_tool(t) for t in typed_tools}
         out["tools"] = [as_tools[id(t)]._wire_spec() if id(t) in as_tools else t for t in tools]
         typed.tools = {t.name: t for t in as_tools.values()}
+        if len(typed.tools) != len(as_tools):
+            from ._exceptions import InvalidRequestError
+
+            names = sorted(t.name for t in as_tools.values())
+            raise InvalidRequestError(f"two tools share a name: {names}")
         typed.untyped = frozenset(_spec_name(t) for t in tools if id(t) not in as_tools)
     return out, typed
 

@@ -418,11 +418,42 @@ def _checked(params: Mapping[str, Any]) -> dict[str, Any]:
         if not all(isinstance(s, str) for s in stop):
             raise InvalidRequestError("stop must be a string or a list of strings")
         p["stop"] = tuple(stop)
+    fmt = p.get("response_format")
+    if isinstance(fmt, type) and callable(getattr(fmt, "model_json_schema", None)):
+        # A pydantic model given straight to a request (Client.complete also validates the
+        # answer; here it only becomes the strict JSON schema it stands for).
+        from .tools._structured import _format_for
+
+        p["response_format"] = _format_for(fmt)
+    elif fmt is not None and not isinstance(fmt, Mapping):
+        raise InvalidRequestError(
+            f"response_format must be a dict or a pydantic model class, got {type(fmt).__name__}"
+        )
     tools = p.get("tools")
     if tools is not None:
-        p["tools"] = tuple(tools)
+        if isinstance(tools, (str, Mapping)) or not isinstance(tools, Iterable):
+            raise InvalidRequestError("tools must be a list of tools")
+        p["tools"] = tuple(_tool_spec(t, i) for i, t in enumerate(tools))
     for k in ("system", "model"):
         v = p.get(k)
         if v is not None and not isinstance(v, str):
             raise InvalidRequestError(f"{k} must be a string, got {type(v).__name__}")
     return p
+
+
+def _tool_spec(t: object, index: int) -> Mapping[str, Any]:
+    if isinstance(t, Mapping):
+        return t
+    to_spec = getattr(t, "to_spec", None)
+    if callable(to_spec):
+        spec = to_spec()
+        if isinstance(spec, Mapping):
+            return spec
+    if callable(t):
+        from .tools._tool import Tool
+
+        return Tool.from_function(t).to_spec()
+    raise InvalidRequestError(
+        f"tools[{index}] must be a dict, an asyncllm.tools.Tool or a function, "
+        f"got {type(t).__name__}"
+    )

@@ -166,3 +166,38 @@ def test_tools_exports() -> None:
         obj = getattr(tools, name)
         if callable(obj):
             assert obj.__doc__, f"{name} has no docstring"
+
+
+def test_build_request_turns_typed_values_into_plain_ones() -> None:
+    """A pydantic model or Tool given straight to a request no longer reaches the JSON
+    encoder as a class (it used to fail with "Type is not JSON serializable")."""
+    import orjson
+
+    from asyncllm._types import build_request
+
+    class Out(pydantic.BaseModel):
+        a: int
+
+    r = build_request("x", {"response_format": Out, "tools": [get_weather, tool(get_weather)]})
+    assert r.response_format is not None and r.response_format["type"] == "json_schema"
+    assert [t["function"]["name"] for t in r.tools or ()] == ["get_weather", "get_weather"]
+    orjson.dumps({"rf": r.response_format, "tools": r.tools})
+    with pytest.raises(InvalidRequestError, match="response_format"):
+        build_request("x", {"response_format": "json"})
+    with pytest.raises(InvalidRequestError, match=r"tools\[0\]"):
+        build_request("x", {"tools": [42]})
+
+
+def test_the_schema_is_part_of_the_cache_key() -> None:
+    from asyncllm._types import build_request
+    from asyncllm.cache._key import cache_key
+
+    class A(pydantic.BaseModel):
+        x: int
+
+    class B(pydantic.BaseModel):
+        x: str
+
+    route = (("p", "openai", "m"),)
+    keys = {cache_key(build_request("q", {"response_format": m}), route) for m in (A, B, A)}
+    assert len(keys) == 2
