@@ -1,5 +1,6 @@
 """Test helpers shipped with asyncllm: a scripted fake provider, latency distributions, and
-an HTTP simulator of the OpenAI and Anthropic APIs (:class:`Simulator`).
+an HTTP simulator of the OpenAI and Anthropic APIs (:class:`Simulator`), whose answers can be
+scripted turn by turn (:class:`Turn`: text, JSON, tool calls) to test agent loops offline.
 """
 
 from __future__ import annotations
