@@ -194,9 +194,11 @@ class Handler:
         if limit is not None and sreq.input_tokens > limit:
             return self._context_error(conn, wire, sreq, limit, rid)
         call_id = f"call_sim{n:012x}" if wire.name == "openai" else f"toolu_sim{n:012x}"
-        turn = self.script.pop()
+        # Peeked, and taken only once the request is admitted: a request refused by the
+        # rate limits does not use up the turn meant for the answer (nor does an injected
+        # error response, handled above).
+        turn = self.script.peek()
         if turn is not None:
-            self.stats.scripted += 1
             out = plan_turn(turn, sreq, output_tokens=self.config.output_tokens, call_id=call_id)
         else:
             out = plan(
@@ -222,6 +224,9 @@ class Handler:
             return self._error(
                 conn, wire, 429, "rate_limit", msg, rid, headers[1:] + _retry_headers(wait), which
             )
+        if turn is not None:
+            self.script.pop()
+            self.stats.scripted += 1
         if fault is not None and fault.kind == "stall" and fault.after is None:
             await asyncio.sleep(fault.seconds)
         delay = self._rng_latency()

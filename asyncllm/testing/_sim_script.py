@@ -87,6 +87,10 @@ class ScriptQueue:
                 raise TypeError(f"expected a Turn, got {type(t).__name__}")
         self._q.extend(turns)
 
+    def peek(self) -> Turn | None:
+        """The turn the next admitted request will take, or ``None``."""
+        return self._q[0] if self._q else None
+
     def pop(self) -> Turn | None:
         """The turn for the request arriving now, or ``None``."""
         return self._q.popleft() if self._q else None

@@ -9,7 +9,7 @@ import openai
 import pydantic
 import pytest
 
-from asyncllm.testing import Simulator, Turn
+from asyncllm.testing import Fault, Simulator, Turn
 
 WEATHER = {
     "type": "function",
@@ -174,3 +174,21 @@ async def test_scripted_answer_is_cut_by_max_tokens(
         max_tokens=2,  # type: ignore[list-item]
     )
     assert r.choices[0].finish_reason == "length" and r.usage and r.usage.completion_tokens == 2
+
+
+async def test_a_refused_request_does_not_use_up_the_turn() -> None:
+    async with Simulator(rpm=1, period=60) as sim:
+        sim.inject(Fault.server_error())
+        sim.script(Turn.text("for the admitted one"))
+        async with openai.AsyncOpenAI(
+            base_url=sim.openai_base_url, api_key="k", max_retries=0
+        ) as oai:
+            msgs = [{"role": "user", "content": "x"}]
+            with pytest.raises(openai.InternalServerError):
+                await oai.chat.completions.create(model="m", messages=msgs)  # type: ignore[arg-type]
+            r = await oai.chat.completions.create(model="m", messages=msgs)  # type: ignore[arg-type]
+            assert r.choices[0].message.content == "for the admitted one"
+            sim.script(Turn.text("next"))
+            with pytest.raises(openai.RateLimitError):  # over rpm: refused, turn kept
+                await oai.chat.completions.create(model="m", messages=msgs)  # type: ignore[arg-type]
+            assert sim.pending_turns == 1 and sim.stats.scripted == 1
