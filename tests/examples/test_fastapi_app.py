@@ -104,6 +104,15 @@ async def test_disconnect_mid_stream_cancels_the_upstream_request() -> None:
         assert stats.completed == 0
 
 
+async def test_disconnect_before_the_first_token_cancels_too() -> None:
+    async with Simulator(latency=30) as sim, serve(sim) as url:
+        async with aiohttp.ClientSession() as http:
+            with anyio.move_on_after(0.3):  # the browser gives up while the model thinks
+                await http.post(f"{url}/chat/stream", json={"prompt": "slow"})
+        stats = await sim.wait_for(lambda st: st.disconnected == 1 and st.in_flight == 0, 5)
+        assert stats.completed == 0
+
+
 async def test_error_after_first_token_ends_the_stream_with_an_error_event() -> None:
     async with (
         Simulator(output_tokens=8) as sim,
