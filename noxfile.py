@@ -21,8 +21,10 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff format --check and ruff check."""
     session.install("ruff")
-    session.run("ruff", "format", "--check", "asyncllm", "tests", "benchmarks", "noxfile.py")
-    session.run("ruff", "check", "asyncllm", "tests", "benchmarks", "noxfile.py")
+    session.run(
+        "ruff", "format", "--check", "asyncllm", "tests", "benchmarks", "examples", "noxfile.py"
+    )
+    session.run("ruff", "check", "asyncllm", "tests", "benchmarks", "examples", "noxfile.py")
 
 
 @nox.session
