@@ -433,27 +433,14 @@ def _checked(params: Mapping[str, Any]) -> dict[str, Any]:
     if tools is not None:
         if isinstance(tools, (str, Mapping)) or not isinstance(tools, Iterable):
             raise InvalidRequestError("tools must be a list of tools")
-        p["tools"] = tuple(_tool_spec(t, i) for i, t in enumerate(tools))
+        if all(isinstance(t, Mapping) for t in tools):
+            p["tools"] = tuple(tools)
+        else:
+            from .tools._tool import as_spec
+
+            p["tools"] = tuple(as_spec(t, i) for i, t in enumerate(tools))
     for k in ("system", "model"):
         v = p.get(k)
         if v is not None and not isinstance(v, str):
             raise InvalidRequestError(f"{k} must be a string, got {type(v).__name__}")
     return p
-
-
-def _tool_spec(t: object, index: int) -> Mapping[str, Any]:
-    if isinstance(t, Mapping):
-        return t
-    to_spec = getattr(t, "to_spec", None)
-    if callable(to_spec):
-        spec = to_spec()
-        if isinstance(spec, Mapping):
-            return spec
-    if callable(t):
-        from .tools._tool import Tool
-
-        return Tool.from_function(t).to_spec()
-    raise InvalidRequestError(
-        f"tools[{index}] must be a dict, an asyncllm.tools.Tool or a function, "
-        f"got {type(t).__name__}"
-    )

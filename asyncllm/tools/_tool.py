@@ -10,11 +10,11 @@ from typing import Any, overload
 import anyio
 import pydantic
 
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, InvalidRequestError
 from .._types import ToolCall
 from ._schema import doc_params, function_model
 
-__all__ = ["Tool", "tool"]
+__all__ = ["Tool", "as_spec", "tool"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -220,6 +220,24 @@ def tool(
         return Tool.from_function(f, name=name, description=description, strict=strict)
 
     return wrap
+
+
+def as_spec(t: object, index: int) -> Mapping[str, Any]:
+    """A request's ``tools[index]`` item from a dict, a :class:`Tool` or a function.
+
+    Raises:
+        InvalidRequestError: ``t`` is none of those.
+    """
+    if isinstance(t, Mapping):
+        return t
+    if isinstance(t, Tool):
+        return t._wire_spec()
+    if callable(t):
+        return Tool.from_function(t)._wire_spec()
+    raise InvalidRequestError(
+        f"tools[{index}] must be a dict, an asyncllm.tools.Tool or a function, "
+        f"got {type(t).__name__}"
+    )
 
 
 def validation_text(exc: pydantic.ValidationError) -> str:
