@@ -21,8 +21,10 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff format --check and ruff check."""
     session.install("ruff")
-    session.run("ruff", "format", "--check", "asyncllm", "tests", "benchmarks", "noxfile.py")
-    session.run("ruff", "check", "asyncllm", "tests", "benchmarks", "noxfile.py")
+    session.run(
+        "ruff", "format", "--check", "asyncllm", "tests", "benchmarks", "examples", "noxfile.py"
+    )
+    session.run("ruff", "check", "asyncllm", "tests", "benchmarks", "examples", "noxfile.py")
 
 
 @nox.session
@@ -43,6 +45,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Run the examples in docs/ (they are also part of the test suite)."""
-    session.install("-e", ".[test]")
-    session.run("pytest", "tests/test_docs.py", *session.posargs)
+    """Build the site with ``mkdocs build --strict`` (warnings fail) and run every example
+    in docs/ and examples/ (they are also part of the test suite)."""
+    session.install("-e", ".[docs,test]")
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
+    session.run("pytest", "tests/test_docs.py", "tests/examples", *session.posargs)

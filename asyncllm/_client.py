@@ -20,12 +20,18 @@ budgets, deadlines, per-provider circuit breakers, and the seams around each att
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Self
 
 import anyio
 
-from ._exceptions import AnswerRejected, ConfigurationError, InvalidRequestError
+from ._exceptions import (
+    AnswerRejected,
+    ConfigurationError,
+    InvalidRequestError,
+    StructuredOutputError,
+)
 from ._hooks import (
     Budget,
     CacheMode,
@@ -38,7 +44,8 @@ from ._hooks import (
     ResponseCache,
     Route,
 )
-from ._types import ChatRequest, Response, build_request
+from ._typed import split_typed
+from ._types import ChatRequest, Message, Response, build_request
 from .orchestrator._client_stream import ClientStream
 from .orchestrator._fanout import FanOut
 from .orchestrator._policy import (
@@ -272,6 +279,7 @@ class Client:
         cache: CacheMode = "use",
         cache_ttl: float | None = None,
         accept: Accept | None = None,
+        output_retries: int = 0,
         **params: Any,
     ) -> Response:
         """Run a chat request to completion through the strategy.
@@ -285,7 +293,14 @@ class Client:
             accept: Acceptance predicate(s) for this call, instead of the client's
                 (``[]``: none). A cached answer they reject is not served: the request
                 goes upstream as with ``cache="refresh"``.
+            output_retries: With ``response_format=`` a pydantic model: how many more
+                times to ask when the answer does not validate, each time showing the
+                model its answer and the validation errors (default 0: raise at once).
             **params: ``model``, ``max_tokens``, ``temperature``... (see ``ChatRequest``).
+                ``response_format`` may be a pydantic model (``response.parsed`` is then
+                the validated instance); ``tools`` may hold :class:`asyncllm.tools.Tool`
+                objects or plain functions (``response.tool_calls`` then carry validated
+                ``parsed`` arguments, or an ``error``).
 
         Raises:
             InvalidRequestError: malformed messages or parameters (before any call).
@@ -293,10 +308,57 @@ class Client:
             AllProvidersFailed: every attempt failed (rejected answers included, as
                 :class:`~asyncllm.AnswerRejected`).
             ProviderError: a failure that no other attempt could fix (bad request, auth).
+            StructuredOutputError: the answer does not fit ``response_format`` (after
+                ``output_retries`` more tries); it carries the raw text.
         """
+        if (
+            isinstance(output_retries, bool)
+            or not isinstance(output_retries, int)
+            or (output_retries < 0)
+        ):
+            raise InvalidRequestError(f"output_retries must be an int >= 0, got {output_retries!r}")
+        params, typed = split_typed(params)
         request = build_request(messages, params)
         strat, deadline = self._prepare(strategy, timeout, cache)
         checks = coerce_accept(accept)
+        if typed is None:
+            return await self._complete(request, strat, deadline, cache, cache_ttl, checks)
+        attempt = 1
+        while True:
+            response = await self._complete(request, strat, deadline, cache, cache_ttl, checks)
+            try:
+                return typed.apply(response, attempts=attempt)
+            except StructuredOutputError as exc:
+                # A stored answer that does not validate would fail every later identical
+                # call: drop it from the cache (the answer itself travels in the error).
+                invalidate = getattr(self._cache, "invalidate", None)
+                if invalidate is not None and cache != "bypass":
+                    await invalidate(request, self.route(request))
+                if attempt > output_retries:
+                    raise
+                from .tools._structured import retry_prompt
+
+                # Show the model what it wrote and why it was rejected; the rejected answer
+                # was paid for and is counted like any other.
+                request = dataclasses.replace(
+                    request,
+                    messages=(
+                        *request.messages,
+                        response.to_message(),
+                        Message(role="user", content=retry_prompt(exc)),
+                    ),
+                )
+                attempt += 1
+
+    async def _complete(
+        self,
+        request: ChatRequest,
+        strat: Strategy,
+        deadline: float | None,
+        cache: CacheMode,
+        cache_ttl: float | None,
+        checks: Checks | None,
+    ) -> Response:
         if not self._opened:
             await self._open()
         rt = self._rt
@@ -347,10 +409,11 @@ class Client:
         raises :class:`~asyncllm.AnswerRejected` from the ``async for`` (no fallback: the
         stream had committed), the answer is not cached, its cost is booked.
         """
+        params, typed = split_typed(params)
         request = build_request(messages, params)
         strat, deadline = self._prepare(strategy, timeout, cache)
         checks = coerce_accept(accept)
-        return ClientStream(self, request, strat, deadline, cache, cache_ttl, checks)
+        return ClientStream(self, request, strat, deadline, cache, cache_ttl, checks, typed)
 
     def map(
         self,

@@ -22,7 +22,10 @@
     ├── CircuitOpen                   the provider's breaker is open (retryable elsewhere)
     ├── BudgetExceeded                a budget cannot fit the request's worst-case cost
     ├── LimiterUnavailable            a shared rate limiter's store (Redis) cannot be reached
-    └── AllProvidersFailed            every attempt failed; also an ExceptionGroup of them
+    ├── AllProvidersFailed            every attempt failed; also an ExceptionGroup of them
+    ├── StructuredOutputError         the answer does not validate against response_format
+    │                                 (.raw_text, .errors, .response)
+    └── MaxTurnsExceeded              an agent loop used its turns without a final answer
 
 ``retryable`` says whether the *same request* may succeed when tried again (on this provider
 after a pause, or on another one). Bad requests and authentication failures are not retryable.
@@ -38,7 +41,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._types import RateLimitInfo, Response
+    from ._types import Message, RateLimitInfo, Response
 
 __all__ = [
     "AllProvidersFailed",
@@ -56,12 +59,14 @@ __all__ = [
     "InvalidRequestError",
     "LimiterUnavailable",
     "MalformedResponse",
+    "MaxTurnsExceeded",
     "Overloaded",
     "ProviderError",
     "ProviderTimeout",
     "RateLimited",
     "ServerError",
     "StreamBroken",
+    "StructuredOutputError",
     "redact",
 ]
 
@@ -318,3 +323,51 @@ class AllProvidersFailed(AsyncLLMError, ExceptionGroup[Exception]):
 
     def derive(self, excs: Sequence[Exception]) -> AllProvidersFailed:  # type: ignore[override]
         return AllProvidersFailed(self.message, excs)
+
+
+class StructuredOutputError(AsyncLLMError, ValueError):
+    """The model's answer does not validate against the requested ``response_format``.
+
+    The answer was received (and paid for): it is kept here, never thrown away.
+
+    Attributes:
+        raw_text: The answer's text exactly as the model wrote it.
+        errors: What failed, one line per validation error (``field: message``).
+        response: The :class:`~asyncllm.Response` that carried the answer.
+        attempts: How many answers were tried (1 plus the retries used).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        raw_text: str,
+        errors: Sequence[str] = (),
+        response: Response | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.raw_text = raw_text
+        self.errors = tuple(errors)
+        self.response = response
+        self.attempts = attempts
+
+
+class MaxTurnsExceeded(AsyncLLMError):
+    """An agent loop used ``max_turns`` model calls and the model still asked for tools.
+
+    Attributes:
+        max_turns: The limit.
+        messages: The conversation so far (ending with the tool results of the last turn).
+        response: The last response.
+    """
+
+    def __init__(
+        self, max_turns: int, messages: Sequence[Message], response: Response | None
+    ) -> None:
+        super().__init__(
+            f"the model still asked for tools after {max_turns} turn(s) (max_turns={max_turns})"
+        )
+        self.max_turns = max_turns
+        self.messages = tuple(messages)
+        self.response = response

@@ -9,6 +9,7 @@ responses are built once per attempt by the driver and then only annotated (``ca
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
@@ -132,11 +133,50 @@ class Usage:
 
 @dataclass(slots=True, frozen=True)
 class ToolCall:
-    """A complete tool call requested by the model."""
+    """A complete tool call requested by the model.
+
+    Attributes:
+        id: The call's id (answer it with a tool message carrying this id).
+        name: The tool's name.
+        arguments: The arguments as the model wrote them (a JSON object as text).
+        parsed: When the request passed typed tools (:class:`asyncllm.tools.Tool`), the
+            arguments validated into the tool's pydantic model; ``None`` otherwise or when
+            they did not validate.
+        error: Why the arguments did not validate (unknown tool, bad JSON, schema
+            violation), when the request passed typed tools; ``None`` when they did.
+    """
 
     id: str
     name: str
     arguments: str
+    parsed: Any = field(default=None, compare=False, repr=False)
+    error: str | None = field(default=None, compare=False)
+
+    def arguments_dict(self) -> dict[str, Any]:
+        """The arguments decoded as a JSON object.
+
+        Raises:
+            ValueError: the arguments are not a JSON object.
+        """
+        try:
+            value = json.loads(self.arguments or "{}")
+        except ValueError as exc:
+            raise ValueError(
+                f"tool call {self.name!r} ({self.id}): arguments are not JSON: {exc}"
+            ) from None
+        if not isinstance(value, dict):
+            raise ValueError(
+                f"tool call {self.name!r} ({self.id}): arguments are not a JSON object"
+            )
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The call in the OpenAI message shape (``Message.tool_calls`` items)."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments or "{}"},
+        }
 
 
 @dataclass(slots=True, frozen=True)
@@ -201,6 +241,7 @@ class Response:
         request_id: The logical request id asyncllm assigned.
         chunks: For streamed responses, the text deltas as they arrived (used by the cache
             to replay a stream with its original boundaries); empty otherwise.
+        parsed: With ``response_format=`` a pydantic model: the validated instance.
     """
 
     text: str
@@ -217,6 +258,19 @@ class Response:
     cost_usd: float | None = None
     request_id: str | None = None
     chunks: tuple[str, ...] = field(default=(), repr=False)
+    parsed: Any = field(default=None, repr=False, compare=False)
+
+    def to_message(self) -> Message:
+        """This answer as an ``assistant`` message, to append to the conversation.
+
+        Tool calls are kept (in the neutral OpenAI shape that every driver translates, so
+        the same message works for OpenAI- and Anthropic-format providers alike).
+        """
+        return Message(
+            role="assistant",
+            content=self.text,
+            tool_calls=tuple(c.to_dict() for c in self.tool_calls) or None,
+        )
 
 
 MessagesInput: TypeAlias = (
@@ -271,7 +325,11 @@ def _coerce_one(m: object, index: int) -> Message:
         content=_coerce_content(m.get("content"), index),
         name=name if isinstance(name, str) else None,
         tool_call_id=tool_call_id if isinstance(tool_call_id, str) else None,
-        tool_calls=tuple(tool_calls) if tool_calls else None,
+        tool_calls=(
+            tuple(tc.to_dict() if isinstance(tc, ToolCall) else tc for tc in tool_calls)
+            if tool_calls
+            else None
+        ),
     )
 
 
@@ -360,9 +418,27 @@ def _checked(params: Mapping[str, Any]) -> dict[str, Any]:
         if not all(isinstance(s, str) for s in stop):
             raise InvalidRequestError("stop must be a string or a list of strings")
         p["stop"] = tuple(stop)
+    fmt = p.get("response_format")
+    if isinstance(fmt, type) and callable(getattr(fmt, "model_json_schema", None)):
+        # A pydantic model given straight to a request (Client.complete also validates the
+        # answer; here it only becomes the strict JSON schema it stands for).
+        from .tools._structured import _format_for
+
+        p["response_format"] = _format_for(fmt)
+    elif fmt is not None and not isinstance(fmt, Mapping):
+        raise InvalidRequestError(
+            f"response_format must be a dict or a pydantic model class, got {type(fmt).__name__}"
+        )
     tools = p.get("tools")
     if tools is not None:
-        p["tools"] = tuple(tools)
+        if isinstance(tools, (str, Mapping)) or not isinstance(tools, Iterable):
+            raise InvalidRequestError("tools must be a list of tools")
+        if all(isinstance(t, Mapping) for t in tools):
+            p["tools"] = tuple(tools)
+        else:
+            from .tools._tool import as_spec
+
+            p["tools"] = tuple(as_spec(t, i) for i, t in enumerate(tools))
     for k in ("system", "model"):
         v = p.get(k)
         if v is not None and not isinstance(v, str):

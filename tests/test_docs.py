@@ -1,7 +1,8 @@
 """Every ```python example in docs/ runs (offline: FakeProvider or the Simulator).
 
 A block whose fence says ```python no-run is shown but not run (it needs real API keys or
-a service the docs cannot start).
+a service the docs cannot start). A block that only includes a file from ``examples/``
+(``--8<-- "examples/x.py"``) is checked to exist: tests/examples runs every example.
 """
 
 from __future__ import annotations
@@ -13,20 +14,37 @@ from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
 _BLOCK = re.compile(r"^```python([^\n]*)\n(.*?)^```", re.S | re.M)
+_INCLUDE = re.compile(r'^--8<-- "([^"]+)"\s*$')
 
 
-def _examples() -> list[tuple[str, str]]:
+def _blocks() -> list[tuple[str, str, str]]:
     found = []
-    for path in sorted(DOCS.glob("*.md")):
+    for path in sorted(DOCS.rglob("*.md")):
+        name = path.relative_to(DOCS).as_posix()
         for n, m in enumerate(_BLOCK.finditer(path.read_text(encoding="utf-8")), 1):
-            if "no-run" not in m.group(1):
-                found.append((f"{path.name}#{n}", m.group(2)))
+            found.append((f"{name}#{n}", m.group(1), m.group(2)))
     return found
 
 
-EXAMPLES = _examples()
+BLOCKS = _blocks()
+EXAMPLES = [
+    (where, code)
+    for where, fence, code in BLOCKS
+    if "no-run" not in fence and not _INCLUDE.match(code.strip())
+]
+INCLUDES = [(where, code.strip()) for where, _, code in BLOCKS if _INCLUDE.match(code.strip())]
+
+
+@pytest.mark.parametrize(("where", "line"), INCLUDES, ids=[w for w, _ in INCLUDES])
+def test_included_examples_exist_and_are_tested(where: str, line: str) -> None:
+    m = _INCLUDE.match(line)
+    assert m is not None
+    target = ROOT / m.group(1)
+    assert target.is_file(), f"{where} includes a missing file {m.group(1)}"
+    assert target.parent == ROOT / "examples", f"{where}: only examples/ files are run by tests"
 
 
 def test_docs_have_examples() -> None:
@@ -35,7 +53,7 @@ def test_docs_have_examples() -> None:
 
 @pytest.mark.parametrize(("where", "code"), EXAMPLES, ids=[w for w, _ in EXAMPLES])
 def test_example_runs(where: str, code: str, tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(DOCS.parent), "HOME": str(tmp_path)}
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

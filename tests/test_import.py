@@ -15,6 +15,7 @@ HEAVY = (
     "opentelemetry",
     "aiocache",
     "litellm",
+    "pydantic",
 )
 
 

@@ -117,7 +117,12 @@ class RedisRateLimiter:
     """A rate limiter whose budget lives in Redis; implements ``asyncllm._hooks.Limiter``.
 
     Args:
-        rpm, tpm, max_concurrency, period, per_model, burst: As in ``RateLimit``.
+        rpm: As in ``RateLimit``.
+        tpm: As in ``RateLimit``.
+        max_concurrency: As in ``RateLimit``.
+        period: As in ``RateLimit``.
+        per_model: As in ``RateLimit``.
+        burst: As in ``RateLimit``.
         url: Redis URL (``redis://host:6379/0``). Either this or ``client``.
         client: An existing ``redis.asyncio.Redis`` (not closed by :meth:`aclose`).
         key: Name of the shared budget; every process sharing the API key uses the same.

@@ -25,6 +25,7 @@ from ._request import CacheHit, StreamRun
 
 if TYPE_CHECKING:
     from .._client import Client
+    from .._typed import Typed
     from .._types import ChatRequest, Chunk, Response
     from ..quality._accept import Checks
     from ._policy import Strategy
@@ -54,6 +55,7 @@ class ClientStream:
         "_run",
         "_strategy",
         "_timeout",
+        "_typed",
         "request",
     )
 
@@ -66,9 +68,11 @@ class ClientStream:
         cache_mode: CacheMode,
         cache_ttl: float | None,
         accept: Checks | None = None,
+        typed: Typed | None = None,
     ) -> None:
         self._client = client
         self._accept = accept
+        self._typed = typed
         self._hit: CacheHit | None = None
         self._rejected = False
         self.request = request
@@ -178,7 +182,7 @@ class ClientStream:
     def __aiter__(self) -> AsyncIterator[Chunk]:
         # The orchestrated iterator assembles the response and reports to the observers
         # itself: hand it out directly, one async frame less per chunk.
-        if self._acc is None and self._hit is None and self._it is not None:
+        if self._acc is None and self._hit is None and self._it is not None and self._typed is None:
             return self._it
         return self
 
@@ -190,6 +194,12 @@ class ClientStream:
             chunk = await it.__anext__()
         except StopAsyncIteration:
             await self._finish()
+            typed, self._typed = self._typed, None
+            response = self.response
+            if typed is not None and response is not None:
+                # Raises StructuredOutputError (from the end of the stream) when the
+                # answer does not fit the response_format.
+                self._response = typed.apply(response)
             raise
         except Exception as exc:
             if self._hit is not None:

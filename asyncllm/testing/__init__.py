@@ -1,5 +1,6 @@
 """Test helpers shipped with asyncllm: a scripted fake provider, latency distributions, and
-an HTTP simulator of the OpenAI and Anthropic APIs (:class:`Simulator`).
+an HTTP simulator of the OpenAI and Anthropic APIs (:class:`Simulator`), whose answers can be
+scripted turn by turn (:class:`Turn`: text, JSON, tool calls) to test agent loops offline.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 from ._fake import FakeProvider, FakeReply
 from ._latency import Constant, Latency, Mixture, heavy_tail
 from ._sim_faults import Fault
+from ._sim_script import Turn
 from ._sim_stats import RecordedRequest, SimulatorStats
 from ._simulator import Simulator
 
@@ -20,5 +22,6 @@ __all__ = [
     "RecordedRequest",
     "Simulator",
     "SimulatorStats",
+    "Turn",
     "heavy_tail",
 ]

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import anyio
+import orjson
 
 from .._exceptions import ProviderError, StreamBroken
-from .._types import ChatRequest, Chunk, FinishReason, RateLimitInfo, Usage
+from .._types import ChatRequest, Chunk, FinishReason, RateLimitInfo, ToolCall, ToolCallDelta, Usage
 from ..providers._base import BaseProvider
 from ._latency import LatencyLike, to_latency
 
@@ -43,6 +44,9 @@ class FakeReply:
         raw_finish_reason: The provider's own finish reason to report (default: the
             normalised one); ``finish_reason="content_filter", raw_finish_reason="refusal"``
             is a refusal, as Anthropic reports one.
+        tool_calls: Tool calls to make after the text, each a :class:`~asyncllm.ToolCall`
+            or a ``(name, arguments)`` pair (arguments a dict, or a string sent as is);
+            the finish reason is then ``tool_calls``. See :meth:`call`.
     """
 
     tokens: Sequence[str] = ("Hello", ",", " world", "!")
@@ -55,6 +59,30 @@ class FakeReply:
     rate_limits: RateLimitInfo | None = None
     model: str | None = None
     raw_finish_reason: str | None = None
+    tool_calls: Sequence[ToolCall | tuple[str, Mapping[str, Any] | str]] = ()
+
+    @classmethod
+    def call(cls, *calls: tuple[str, Mapping[str, Any] | str], **kwargs: Any) -> FakeReply:
+        """A reply calling tools: ``FakeReply.call(("get_weather", {"city": "Paris"}))``."""
+        return cls(tokens=(), tool_calls=calls, **kwargs)
+
+    @classmethod
+    def json(cls, value: Any, **kwargs: Any) -> FakeReply:
+        """A reply whose text is ``value`` as JSON (a string is sent as is)."""
+        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+        return cls(tokens=(text,), **kwargs)
+
+    def calls_made(self, index: int) -> tuple[ToolCall, ...]:
+        """The tool calls as :class:`~asyncllm.ToolCall` (ids ``call_fake<index>_<n>``)."""
+        out = []
+        for n, c in enumerate(self.tool_calls):
+            if isinstance(c, ToolCall):
+                out.append(c)
+            else:
+                name, args = c
+                text = args if isinstance(args, str) else orjson.dumps(dict(args)).decode()
+                out.append(ToolCall(f"call_fake{index}_{n}", name, text))
+        return tuple(out)
 
 
 FakeScript: TypeAlias = "Callable[[ChatRequest, int], FakeReply | str | Exception]"
@@ -183,14 +211,23 @@ class FakeProvider(BaseProvider):
                             model=model,
                         ) from err
                     raise err
+                calls = reply.calls_made(index)
+                for n, call in enumerate(calls):
+                    if (parts or n) and delay > 0:
+                        await anyio.sleep(delay)
+                    delta = ToolCallDelta(n, call.id, call.name, call.arguments)
+                    yield Chunk(tool_calls=(delta,))
                 usage = reply.usage or Usage(
                     input_tokens=request.estimated_input_tokens(),
-                    output_tokens=len(parts),
+                    output_tokens=len(parts) + len(calls),
                 )
+                finish = reply.finish_reason
+                if calls and finish == "stop":
+                    finish = "tool_calls"
                 yield Chunk(
                     usage=usage,
-                    finish_reason=reply.finish_reason,
-                    raw_finish_reason=reply.raw_finish_reason or reply.finish_reason,
+                    finish_reason=finish,
+                    raw_finish_reason=reply.raw_finish_reason or finish,
                 )
                 self.completed += 1
                 done = True

@@ -55,6 +55,10 @@ def _first_tool(body: Mapping[str, Any]) -> ToolSpec | None:
             return None
         if choice.get("type") == "tool":
             wanted = choice.get("name")
+    forced = isinstance(choice, Mapping) and choice.get("type") in ("any", "tool")
+    if not forced and _answers_tools(body.get("messages")):
+        # Right after tool results the model answers: an agent loop ends.
+        return None
     for i, t in enumerate(tools):
         if not isinstance(t, Mapping) or not isinstance(t.get("name"), str):
             raise WireError(f"tools.{i}.name: Field required", f"tools.{i}.name")
@@ -62,6 +66,33 @@ def _first_tool(body: Mapping[str, Any]) -> ToolSpec | None:
             schema = t.get("input_schema")
             return ToolSpec(t["name"], schema if isinstance(schema, Mapping) else {})
     raise WireError(f"tool_choice names an unknown tool {wanted!r}", "tool_choice")
+
+
+def _block_stop(index: int) -> bytes:
+    return sse_event(
+        b"content_block_stop", orjson.dumps({"type": "content_block_stop", "index": index})
+    )
+
+
+def _tool_block(call_id: str, name: str, args: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(args)
+    except orjson.JSONDecodeError:
+        value = {}  # Anthropic always sends an object; a scripted bad string becomes {}
+    return {"type": "tool_use", "id": call_id, "name": name, "input": value}
+
+
+def _answers_tools(messages: object) -> bool:
+    """Whether the last message is a user turn carrying ``tool_result`` blocks."""
+    if not isinstance(messages, list) or not messages:
+        return False
+    last = messages[-1]
+    if not isinstance(last, Mapping) or last.get("role") != "user":
+        return False
+    content = last.get("content")
+    return isinstance(content, list) and any(
+        isinstance(b, Mapping) and b.get("type") == "tool_result" for b in content
+    )
 
 
 def _json_schema(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -157,7 +188,7 @@ class AnthropicWire:
                 "type": "message",
                 "role": "assistant",
                 "model": req.model,
-                "content": [block],
+                "content": [block, *(_tool_block(*c) for c in plan.more_calls)],
                 "stop_reason": _STOP[plan.finish],
                 "stop_sequence": plan.stop_sequence,
                 "usage": self._usage(plan.input_tokens, plan.output_tokens),
@@ -211,12 +242,30 @@ class AnthropicWire:
             )
             for p in plan.pieces
         ]
+        # Parallel tool calls: each further call is one block, its arguments in one delta.
+        for i, (cid, name, args) in enumerate(plan.more_calls, 1):
+            start_block = {
+                "type": "content_block_start",
+                "index": i,
+                "content_block": {"type": "tool_use", "id": cid, "name": name, "input": {}},
+            }
+            args_delta = {
+                "type": "content_block_delta",
+                "index": i,
+                "delta": {"type": "input_json_delta", "partial_json": args},
+            }
+            content.append(
+                _block_stop(i - 1)
+                + sse_event(b"content_block_start", orjson.dumps(start_block))
+                + sse_event(b"content_block_delta", orjson.dumps(args_delta))
+            )
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": _STOP[plan.finish], "stop_sequence": plan.stop_sequence},
             "usage": {"output_tokens": plan.output_tokens},
         }
-        epilogue = _BLOCK_STOP + sse_event(b"message_delta", orjson.dumps(delta)) + _MESSAGE_STOP
+        last_stop = _block_stop(len(plan.more_calls)) if plan.more_calls else _BLOCK_STOP
+        epilogue = last_stop + sse_event(b"message_delta", orjson.dumps(delta)) + _MESSAGE_STOP
         return StreamParts(prologue, content, epilogue)
 
     def error_body(

@@ -28,6 +28,7 @@ from ._sim_http import Connection, HttpRequest
 from ._sim_limits import RateLimits
 from ._sim_openai import OpenAIWire
 from ._sim_quality import ANSWER_FAULTS, reshape
+from ._sim_script import ScriptQueue, plan_turn
 from ._sim_stats import RecordedRequest, SimulatorStats
 from ._sim_text import Plan, SimRequest, plan
 from ._sim_wire import ErrorKind, Wire, WireError
@@ -115,6 +116,7 @@ class Handler:
         self.limits = limits
         self.stats = stats
         self.faults = FaultQueue()
+        self.script = ScriptQueue()
         self._rng = random.Random(config.seed)
         self._ids = count(1)
         self._routes: dict[str, Wire] = {OPENAI_PATH: OpenAIWire(), ANTHROPIC_PATH: AnthropicWire()}
@@ -193,9 +195,19 @@ class Handler:
         if limit is not None and sreq.input_tokens > limit:
             return self._context_error(conn, wire, sreq, limit, rid)
         call_id = f"call_sim{n:012x}" if wire.name == "openai" else f"toolu_sim{n:012x}"
-        out = plan(
-            sreq, output_tokens=self.config.output_tokens, seed=self.config.seed, call_id=call_id
-        )
+        # Peeked, and taken only once the request is admitted: a request refused by the
+        # rate limits does not use up the turn meant for the answer (nor does an injected
+        # error response, handled above).
+        turn = self.script.peek()
+        if turn is not None:
+            out = plan_turn(turn, sreq, output_tokens=self.config.output_tokens, call_id=call_id)
+        else:
+            out = plan(
+                sreq,
+                output_tokens=self.config.output_tokens,
+                seed=self.config.seed,
+                call_id=call_id,
+            )
         if fault is not None and fault.kind == "content_filter":
             out.pieces = out.pieces[: fault.after or 0]
             out.finish = "content_filter"
@@ -215,6 +227,9 @@ class Handler:
             return self._error(
                 conn, wire, 429, "rate_limit", msg, rid, headers[1:] + _retry_headers(wait), which
             )
+        if turn is not None:
+            self.script.pop()
+            self.stats.scripted += 1
         if fault is not None and fault.kind == "stall" and fault.after is None:
             await asyncio.sleep(fault.seconds)
         delay = self._rng_latency()

@@ -51,6 +51,17 @@ def _first_tool(body: Mapping[str, Any]) -> ToolSpec | None:
     choice = body.get("tool_choice")
     if choice == "none":
         return None
+    messages = body.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if (
+        isinstance(last, Mapping)
+        and last.get("role") == "tool"
+        and choice != "required"
+        and not isinstance(choice, Mapping)
+    ):
+        # Right after tool results the model answers (unless a tool call is forced):
+        # an agent loop against the simulator ends.
+        return None
     wanted = None
     if isinstance(choice, Mapping):
         fn = choice.get("function")
@@ -152,6 +163,9 @@ class OpenAIWire:
                     "type": "function",
                     "function": {"name": plan.tool.name, "arguments": plan.text},
                 }
+            ] + [
+                {"id": cid, "type": "function", "function": {"name": name, "arguments": args}}
+                for cid, name, args in plan.more_calls
             ]
         elif plan.finish == "refusal":
             message["content"] = None
@@ -213,6 +227,21 @@ class OpenAIWire:
             content = [
                 chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]})
                 for p in plan.pieces
+            ]
+            content += [
+                chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": i,
+                                "id": cid,
+                                "type": "function",
+                                "function": {"name": name, "arguments": args},
+                            }
+                        ]
+                    }
+                )
+                for i, (cid, name, args) in enumerate(plan.more_calls, 1)
             ]
         else:
             prologue = chunk({"role": "assistant", "content": "", "refusal": None})

@@ -53,6 +53,7 @@ class SimulatorStats:
         rate_limited: 429 responses sent (injected faults and the simulator's own limits).
         errors: Error responses and mid-stream error events sent (4xx/5xx, 429s included).
         faults: Injected faults consumed.
+        scripted: Scripted turns consumed (``Simulator.script``).
         dropped: Connections the simulator aborted on purpose (``drop_mid_stream``).
         in_flight: Requests being served right now.
         connections: Client connections open right now.
@@ -66,6 +67,7 @@ class SimulatorStats:
     rate_limited: int = 0
     errors: int = 0
     faults: int = 0
+    scripted: int = 0
     dropped: int = 0
     in_flight: int = 0
     connections: int = 0
@@ -81,6 +83,7 @@ class SimulatorStats:
             "rate_limited": self.rate_limited,
             "errors": self.errors,
             "faults": self.faults,
+            "scripted": self.scripted,
             "dropped": self.dropped,
             "in_flight": self.in_flight,
             "connections": self.connections,
@@ -91,6 +94,6 @@ class SimulatorStats:
     def reset(self) -> None:
         """Zero the cumulative counters (``in_flight`` and ``connections`` are kept)."""
         self.received = self.completed = self.disconnected = 0
-        self.rate_limited = self.errors = self.faults = self.dropped = 0
+        self.rate_limited = self.errors = self.faults = self.dropped = self.scripted = 0
         self.connections_total = self.connections
         self.by_path.clear()

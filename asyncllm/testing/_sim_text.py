@@ -81,6 +81,8 @@ class Plan:
         tool: The tool called (then ``pieces`` are its argument fragments).
         tool_id: Id of the tool call.
         input_tokens: Input tokens charged.
+        more_calls: Further tool calls made in parallel with ``tool``, as
+            ``(id, name, arguments JSON)`` (scripted turns only).
     """
 
     pieces: list[str]
@@ -89,11 +91,12 @@ class Plan:
     stop_sequence: str | None = None
     tool: ToolSpec | None = None
     tool_id: str = ""
+    more_calls: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def output_tokens(self) -> int:
-        """Content chunks emitted."""
-        return len(self.pieces)
+        """Content chunks emitted (a further parallel tool call is one chunk)."""
+        return len(self.pieces) + len(self.more_calls)
 
     @property
     def text(self) -> str:
@@ -154,10 +157,38 @@ def split_even(s: str, k: int) -> list[str]:
     return out
 
 
-def _value(schema: object, rng: _Rng, depth: int = 0) -> Any:
-    """A deterministic value that satisfies the simple parts of a JSON schema."""
+_FORMATS = {
+    "date-time": "2024-01-01T00:00:00Z",
+    "date": "2024-01-01",
+    "time": "00:00:00",
+    "email": "sim@example.com",
+    "uri": "https://example.com/",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+}
+
+
+def _value(schema: object, rng: _Rng, depth: int = 0, defs: Mapping[str, Any] | None = None) -> Any:
+    """A deterministic value that satisfies the simple parts of a JSON schema.
+
+    Local ``$ref`` (``#/$defs/...``), ``anyOf``/``oneOf`` (the first non-null variant)
+    and a few string formats are followed, so pydantic models' schemas get valid values.
+    """
     if not isinstance(schema, Mapping):
         return _VOCAB[rng.next(len(_VOCAB))]
+    if defs is None:
+        found = schema.get("$defs")
+        defs = found if isinstance(found, Mapping) else {}
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and depth <= 4:
+        return _value(defs.get(ref[8:]), rng, depth + 1, defs)
+    for combo in ("anyOf", "oneOf"):
+        variants = schema.get(combo)
+        if isinstance(variants, list) and variants:
+            pick = next(
+                (v for v in variants if not (isinstance(v, Mapping) and v.get("type") == "null")),
+                variants[0],
+            )
+            return _value(pick, rng, depth, defs)
     if schema.get("enum"):
         return schema["enum"][0]
     if "const" in schema:
@@ -169,9 +200,9 @@ def _value(schema: object, rng: _Rng, depth: int = 0) -> Any:
         props = schema.get("properties") or {}
         if depth > 4 or not isinstance(props, Mapping):
             return {}
-        return {str(k): _value(v, rng, depth + 1) for k, v in props.items()}
+        return {str(k): _value(v, rng, depth + 1, defs) for k, v in props.items()}
     if t == "array":
-        return [] if depth > 4 else [_value(schema.get("items"), rng, depth + 1)]
+        return [] if depth > 4 else [_value(schema.get("items"), rng, depth + 1, defs)]
     if t == "integer":
         return rng.next(100)
     if t == "number":
@@ -180,6 +211,9 @@ def _value(schema: object, rng: _Rng, depth: int = 0) -> Any:
         return bool(rng.next(2))
     if t == "null":
         return None
+    fmt = schema.get("format")
+    if isinstance(fmt, str) and fmt in _FORMATS:
+        return _FORMATS[fmt]
     return _VOCAB[rng.next(len(_VOCAB))]
 
 

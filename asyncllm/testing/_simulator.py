@@ -2,7 +2,8 @@
 
 ``POST /v1/chat/completions`` answers in the OpenAI chat completions format and
 ``POST /v1/messages`` in the Anthropic messages format, as JSON or as SSE streams, with
-deterministic text, usage, stop reasons, tool calls, JSON mode, latency, per-chunk delays,
+deterministic text, usage, stop reasons, tool calls, JSON mode, scripted turns
+(:meth:`Simulator.script`), latency, per-chunk delays,
 rate limits with the vendors' headers, and injectable faults. Drivers, SDKs and tests talk
 to it exactly as they would to the real APIs; only the base URL differs.
 
@@ -30,6 +31,7 @@ from ._sim_faults import Fault
 from ._sim_handler import ANTHROPIC_PATH, OPENAI_PATH, Handler, SimConfig
 from ._sim_http import Connection, HttpRequest
 from ._sim_limits import RateLimits
+from ._sim_script import Turn
 from ._sim_stats import RecordedRequest, SimulatorStats
 
 __all__ = ["Simulator"]
@@ -223,6 +225,20 @@ class Simulator:
         if not self._handler.requests:
             raise LookupError("the simulator has not recorded a request yet")
         return self._handler.requests[-1]
+
+    def script(self, *turns: Turn) -> None:
+        """Queue exact answers for the next requests, one :class:`~asyncllm.testing.Turn`
+        each (after turns queued earlier): text, JSON, or tool calls.
+
+        Without a script the simulator makes up answers, calling the first tool offered
+        unless the conversation ends with tool results (then it answers in text).
+        """
+        self._handler.script.push(*turns)
+
+    @property
+    def pending_turns(self) -> int:
+        """Scripted turns still queued."""
+        return len(self._handler.script)
 
     def clear_faults(self) -> None:
         """Drop every queued fault."""
