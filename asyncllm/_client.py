@@ -34,6 +34,7 @@ from ._exceptions import (
 )
 from ._hooks import (
     Budget,
+    Cache,
     CacheMode,
     FeedbackInfo,
     Limiter,
@@ -41,7 +42,6 @@ from ._hooks import (
     NoObserver,
     Observer,
     Pricing,
-    ResponseCache,
     Route,
 )
 from ._typed import split_typed
@@ -133,7 +133,7 @@ class Client:
         limits: Mapping[str, Limiter] | None = None,
         budget: Budget | None = None,
         pricing: Pricing | None = None,
-        cache: ResponseCache | None = None,
+        cache: Cache | None = None,
         observers: Sequence[Observer] = (),
         log: bool = True,
         metrics: bool = True,

@@ -1,5 +1,7 @@
 """The seams between the orchestrator and the layers around each attempt.
 
+Users import these from :mod:`asyncllm.abc`, the public face of this module.
+
 The orchestrator runs every attempt (primary, retry, hedge, fallback, race) through the same
 per-provider pipeline::
 
@@ -30,6 +32,7 @@ __all__ = [
     "AttemptInfo",
     "AttemptRole",
     "Budget",
+    "Cache",
     "CacheMode",
     "FeedbackInfo",
     "Limiter",
@@ -130,7 +133,7 @@ CacheMode: TypeAlias = Literal["use", "bypass", "refresh"]
 Route: TypeAlias = "tuple[tuple[str, str, str], ...]"
 
 
-class ResponseCache(Protocol):
+class Cache(Protocol):
     """The cache in front of the orchestrator (a hit touches no limiter, budget or provider)."""
 
     async def complete(
@@ -159,6 +162,11 @@ class ResponseCache(Protocol):
         ...
 
     def statistics(self) -> dict[str, Any]: ...
+
+
+#: The name this protocol had before ``asyncllm.abc``; the concrete cache is
+#: :class:`asyncllm.ResponseCache`.
+ResponseCache = Cache
 
 
 @dataclass(slots=True)

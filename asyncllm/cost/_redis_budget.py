@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._exceptions import BudgetExceeded, ConfigurationError
+from .._exceptions import BudgetExceeded, BudgetUnavailable, ConfigurationError
 from .._logging import get_logger
 from ._budget import BudgetBase, ReservationBase
 from ._limit import NANO, SpendLimit, period_bounds
@@ -37,14 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["BudgetUnavailable", "RedisBudget"]
 
 _log = get_logger("asyncllm.budget")
-
-
-class BudgetUnavailable(BudgetExceeded):
-    """The shared budget's store could not be reached, so nothing could be reserved."""
-
-    def __init__(self, budget: str, requested_usd: float, cause: BaseException) -> None:
-        super().__init__(budget, requested_usd, 0.0)
-        self.args = (f"budget {budget!r} is unavailable ({type(cause).__name__}); refused",)
 
 
 class _Target:

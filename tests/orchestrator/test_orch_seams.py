@@ -1,4 +1,4 @@
-"""The seams of ``_hooks.py``: limiter, budget, pricing, observers and cache, called in the
+"""The seams of ``asyncllm.abc``: limiter, budget, pricing, observers and cache, called in the
 documented order with the right arguments, on success, failure and 429."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from asyncllm import (
     ServerError,
     Usage,
 )
-from asyncllm._hooks import CacheMode, Route
+from asyncllm.abc import CacheMode, Route
 from asyncllm.testing import FakeProvider, FakeReply
 
 pytestmark = pytest.mark.looptime
