@@ -40,7 +40,7 @@ __all__ = [
     "ZERO_USAGE",
     "attempt_failed",
     "attempt_info",
-    "run_attempt",
+    "complete_attempt",
     "timeout_error",
     "vet",
 ]
@@ -76,7 +76,7 @@ def timeout_error(call: Call, slot: ProviderSlot, model: str, what: str) -> Exce
     return ProviderTimeout(what, provider=slot.name, model=model)
 
 
-async def run_attempt(
+async def complete_attempt(
     call: Call,
     index: int,
     role: AttemptRole,
@@ -84,17 +84,13 @@ async def run_attempt(
     leg: Leg | None = None,
     notify: Notify | None = None,
 ) -> Response:
-    """Run one attempt on slot ``index`` and return its response (or raise its error).
+    """Run one non-streamed attempt on slot ``index`` and return its response.
 
     ``leg``/``notify`` are given by concurrent strategies (see :data:`Notify`): the hedge
-    timer starts at admission, not while the attempt queues in the limiter.
+    timer starts at admission, not while the attempt queues in the limiter. Strategies call
+    :func:`~._complete.run_attempt`, which picks this or a consumed stream.
     """
     rt = call.rt
-    if rt.first_token_timeout is not None:
-        # Only a stream shows the first token: enforce the limit by consuming one.
-        from ._stream import complete_via_stream
-
-        return await complete_via_stream(call, index, role, number, leg, notify)
     slot = rt.slots[index]
     model = call.models[index]
     info = attempt_info(call, index, role, number)

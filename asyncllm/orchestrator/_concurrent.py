@@ -32,7 +32,7 @@ import anyio
 
 from .._exceptions import BudgetExceeded
 from .._hooks import AttemptRole
-from ._attempt import run_attempt
+from ._complete import run_attempt
 from ._policy import Hedge, Race
 from ._retry import fails_over
 from ._runtime import Leg

@@ -6,11 +6,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .._exceptions import ConfigurationError, MalformedResponse
+from .._exceptions import ConfigurationError
 from .._types import ChatRequest, RateLimitInfo, Response
-from ._anthropic_wire import DEFAULT_MAX_TOKENS, AnthropicStream, build_body, parse_message
-from ._driver import Backend, Driver, check_backend, parsed_response, resolve_api_key
-from ._errors import error_from_payload
+from ._anthropic_wire import DEFAULT_MAX_TOKENS, AnthropicStream, build_body, message_response
+from ._driver import Backend, Driver, check_backend, resolve_api_key
 from ._headers import anthropic_rate_limits
 from ._native import Endpoint, NativeBackend
 
@@ -18,28 +17,6 @@ __all__ = ["AnthropicProvider", "message_response"]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
-
-
-def message_response(
-    obj: Mapping[str, Any],
-    *,
-    provider: str,
-    model: str,
-    started: float,
-    rate_limits: RateLimitInfo | None,
-) -> Response:
-    """A :class:`Response` from a decoded Anthropic message (both backends use it)."""
-    if obj.get("type") == "error":
-        raise error_from_payload(obj, provider=provider, model=model)
-    try:
-        parsed = parse_message(obj)
-    except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise MalformedResponse(
-            f"not a message: {type(exc).__name__}: {exc}", provider=provider, model=model
-        ) from exc
-    return parsed_response(
-        parsed, provider=provider, model=model, started=started, rate_limits=rate_limits
-    )
 
 
 class NativeAnthropic(NativeBackend):

@@ -19,8 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Unpack
 
 from .._types import ChatRequest, Response
-from ._anthropic import message_response
-from ._anthropic_wire import build_body, on_event
+from ._anthropic_wire import build_body, message_response, on_event
 from ._headers import anthropic_rate_limits
 from ._sdk import SDKBackend, SDKBackendStream, SDKSettings
 from ._sdk_wire import split_body

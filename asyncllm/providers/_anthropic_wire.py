@@ -28,7 +28,19 @@ from typing import Any, Protocol
 
 import orjson
 
-from .._types import ChatRequest, Chunk, FinishReason, Message, ToolCall, ToolCallDelta, Usage
+from .._exceptions import MalformedResponse
+from .._types import (
+    ChatRequest,
+    Chunk,
+    FinishReason,
+    Message,
+    RateLimitInfo,
+    Response,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from ._driver import parsed_response
 from ._errors import error_from_payload
 from ._native import NativeStream
 
@@ -374,4 +386,26 @@ def parse_message(
         usage_from(obj.get("usage") or {}),
         tuple(tools),
         obj.get("model"),
+    )
+
+
+def message_response(
+    obj: Mapping[str, Any],
+    *,
+    provider: str,
+    model: str,
+    started: float,
+    rate_limits: RateLimitInfo | None,
+) -> Response:
+    """A :class:`Response` from a decoded Anthropic message (both backends use it)."""
+    if obj.get("type") == "error":
+        raise error_from_payload(obj, provider=provider, model=model)
+    try:
+        parsed = parse_message(obj)
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise MalformedResponse(
+            f"not a message: {type(exc).__name__}: {exc}", provider=provider, model=model
+        ) from exc
+    return parsed_response(
+        parsed, provider=provider, model=model, started=started, rate_limits=rate_limits
     )
