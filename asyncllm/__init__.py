@@ -43,6 +43,7 @@ from ._types import (
     ToolCallDelta,
     Usage,
 )
+from ._version import __version__
 from .cost import (
     BudgetAlert,
     MemoryBudget,
@@ -54,8 +55,6 @@ from .cost import (
 from .limits import RateLimit, RateLimiter, RedisRateLimiter
 from .orchestrator import BreakerPolicy, Fallback, Hedge, Race, Result, RetryPolicy
 from .telemetry import LoggingObserver, MetricsObserver, OTelObserver, redact_secrets
-
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .cache import CachePolicy, ResponseCache

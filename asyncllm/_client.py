@@ -26,8 +26,9 @@ from typing import Any, Self
 
 import anyio
 
+from ._build import build_request
+from ._client_stream import ClientStream
 from ._exceptions import (
-    AnswerRejected,
     ConfigurationError,
     InvalidRequestError,
     StructuredOutputError,
@@ -44,9 +45,9 @@ from ._hooks import (
     Pricing,
     Route,
 )
+from ._pipeline import Pipeline
 from ._typed import split_typed
-from ._types import ChatRequest, Message, Response, build_request
-from .orchestrator._client_stream import ClientStream
+from ._types import ChatRequest, Message, Response
 from .orchestrator._fanout import FanOut
 from .orchestrator._policy import (
     BreakerPolicy,
@@ -55,13 +56,11 @@ from .orchestrator._policy import (
     StrategyLike,
     coerce_strategy,
 )
-from .orchestrator._request import report_cache_hit, run_complete
 from .orchestrator._runtime import ProviderSlot, Runtime, breaker_for, loop_time
 from .providers import HttpResources, Provider, resolve
-from .quality._accept import Accept, Checks, coerce_accept, judge
+from .quality._accept import Accept, coerce_accept
 from .quality._feedback import RequestLedger, build_feedback
-from .telemetry._log import CompositeObserver, LoggingObserver
-from .telemetry._metrics import MetricsObserver
+from .telemetry import CompositeObserver, LoggingObserver, MetricsObserver
 
 __all__ = ["Client", "ClientStream"]
 
@@ -194,8 +193,8 @@ class Client:
         self._cache = cache
         self._cache_entered = False
         self._http = HttpResources(max_connections=max_connections)
-        self._opened = False
-        self._closed = False
+        # Everything below the client: cache, strategy, attempt (and the providers' lifecycle).
+        self._pipeline = Pipeline(self._rt, cache, self._providers, self._http)
 
     @property
     def providers(self) -> tuple[Provider, ...]:
@@ -229,17 +228,12 @@ class Client:
         await self.aclose()
 
     async def _open(self) -> None:
-        if self._closed:
-            raise RuntimeError("this Client is closed")
-        if not self._opened:
-            self._opened = True
-            for p in self._providers:
-                await p.open(self._http)
+        await self._pipeline.open()
 
     async def aclose(self) -> None:
         """Close every driver and the HTTP pools (shielded from cancellation)."""
-        self._closed = True
-        self._opened = False  # the next call goes through _open(), which refuses
+        self._pipeline.closed = True
+        self._pipeline.opened = False  # the next call goes through open(), which refuses
         try:
             if self._cache_entered:
                 # Not inside the shield below: the cache's task group must be left with its
@@ -266,9 +260,7 @@ class Client:
 
     def route(self, request: ChatRequest) -> Route:
         """``(provider name, kind, model)`` of each provider, in strategy order."""
-        return tuple(
-            (p.name, p.kind, request.model or p.default_model or "") for p in self._providers
-        )
+        return self._pipeline.route(request)
 
     async def complete(
         self,
@@ -322,10 +314,12 @@ class Client:
         strat, deadline = self._prepare(strategy, timeout, cache)
         checks = coerce_accept(accept)
         if typed is None:
-            return await self._complete(request, strat, deadline, cache, cache_ttl, checks)
+            return await self._pipeline.complete(request, strat, deadline, cache, cache_ttl, checks)
         attempt = 1
         while True:
-            response = await self._complete(request, strat, deadline, cache, cache_ttl, checks)
+            response = await self._pipeline.complete(
+                request, strat, deadline, cache, cache_ttl, checks
+            )
             try:
                 return typed.apply(response, attempts=attempt)
             except StructuredOutputError as exc:
@@ -349,43 +343,6 @@ class Client:
                     ),
                 )
                 attempt += 1
-
-    async def _complete(
-        self,
-        request: ChatRequest,
-        strat: Strategy,
-        deadline: float | None,
-        cache: CacheMode,
-        cache_ttl: float | None,
-        checks: Checks | None,
-    ) -> Response:
-        if not self._opened:
-            await self._open()
-        rt = self._rt
-        if self._cache is None:
-            return await run_complete(rt, request, strat, deadline, checks)
-        mode: CacheMode = cache
-        while True:
-            response = await self._cache.complete(
-                request,
-                self.route(request),
-                lambda: run_complete(rt, request, strat, deadline, checks),
-                mode=mode,
-                ttl=cache_ttl,
-            )
-            if not response.cached:
-                return response
-            reason = await self._vet_hit(response, checks)
-            if reason is None:
-                report_cache_hit(rt, request, response, stream=False)
-                return response
-            if mode == "refresh":  # joined a refresh in flight whose answer we reject
-                raise AnswerRejected(reason, response=response, provider=response.provider)
-            mode = "refresh"  # a cached answer this call rejects: ask upstream
-
-    async def _vet_hit(self, response: Response, checks: Checks | None) -> str | None:
-        checks = checks if checks is not None else self._rt.accept
-        return await judge(checks, response) if checks else None
 
     def stream(
         self,
@@ -413,7 +370,9 @@ class Client:
         request = build_request(messages, params)
         strat, deadline = self._prepare(strategy, timeout, cache)
         checks = coerce_accept(accept)
-        return ClientStream(self, request, strat, deadline, cache, cache_ttl, checks, typed)
+        return ClientStream(
+            self._pipeline, request, strat, deadline, cache, cache_ttl, checks, typed
+        )
 
     def map(
         self,

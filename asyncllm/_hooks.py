@@ -26,15 +26,16 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
     from ._types import ChatRequest, Chunk, RateLimitInfo, Response, Usage
-    from .quality._signals import Quality
 
 __all__ = [
+    "FINISH_CATEGORIES",
     "AttemptInfo",
     "AttemptRole",
     "Budget",
     "Cache",
     "CacheMode",
     "FeedbackInfo",
+    "FinishCategory",
     "Limiter",
     "NoBudget",
     "NoLimiter",
@@ -43,6 +44,7 @@ __all__ = [
     "Observer",
     "Permit",
     "Pricing",
+    "Quality",
     "RequestInfo",
     "Reservation",
     "ResponseCache",
@@ -50,6 +52,48 @@ __all__ = [
 ]
 
 AttemptRole: TypeAlias = Literal["primary", "retry", "hedge", "fallback", "race"]
+
+FinishCategory: TypeAlias = Literal[
+    "stop", "length", "tool_calls", "content_filter", "refusal", "other", "unknown"
+]
+#: Every finish category, in the order reports list them.
+FINISH_CATEGORIES: tuple[FinishCategory, ...] = (
+    "stop",
+    "length",
+    "tool_calls",
+    "content_filter",
+    "refusal",
+    "other",
+    "unknown",
+)
+
+
+@dataclass(slots=True)
+class Quality:
+    """The quality signals of one answer.
+
+    Attributes:
+        finish: The finish category (see the module docstring).
+        empty: No text (or only whitespace) and no tool call.
+        structured: The request asked for JSON output (``response_format``).
+        invalid_json: Structured output was asked for and the text is not valid JSON, or
+            does not match the requested schema.
+        tool_calls: Tool calls in the answer.
+        invalid_tool_arguments: How many of them have arguments that are not a JSON object
+            matching their tool's parameter schema (or name a tool the request did not
+            offer).
+        output_tokens: Output tokens the provider reported.
+        rejected: The acceptance predicate's reason when it rejected the answer.
+    """
+
+    finish: FinishCategory
+    empty: bool
+    structured: bool = False
+    invalid_json: bool = False
+    tool_calls: int = 0
+    invalid_tool_arguments: int = 0
+    output_tokens: int = 0
+    rejected: str | None = None
 
 
 class Permit(Protocol):

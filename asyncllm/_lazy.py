@@ -23,9 +23,9 @@ def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]
     """Build a module ``__getattr__`` that imports each of ``names`` on first use.
 
     Args:
-        package: The package's ``__name__``.
+        package: The package's (or module's) ``__name__``.
         names: Attribute name -> module holding it, relative (``"._redis"``, ``".cache"``)
-            to ``package`` or absolute.
+            to the package (a module's own package) or absolute.
 
     Returns:
         The function to assign to the package's ``__getattr__``.
@@ -36,8 +36,11 @@ def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]
         module = table.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module, package), name)
-        setattr(sys.modules[package], name, value)
+        owner = sys.modules[package]
+        # Relative names resolve against the package (a plain module's own package).
+        anchor = package if hasattr(owner, "__path__") else package.rpartition(".")[0]
+        value = getattr(importlib.import_module(module, anchor), name)
+        setattr(owner, name, value)
         return value
 
     return __getattr__

@@ -49,7 +49,7 @@ from ._hooks import (
     Reservation,
     Route,
 )
-from .providers._base import Provider, ProviderStream
+from .providers import Provider, ProviderStream
 
 __all__ = [
     "AttemptInfo",

@@ -307,7 +307,7 @@ class _Writer:
 
 
 def _as_request(item: dict[str, Any]) -> Any:
-    from .._types import build_request
+    from .._build import build_request
 
     messages, params = _split(item)
     return build_request(messages, params)

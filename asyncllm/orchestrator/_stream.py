@@ -28,7 +28,7 @@ import anyio
 
 from .._exceptions import StreamBroken
 from .._hooks import AttemptRole
-from ..providers._base import StreamAccumulator
+from ..providers import StreamAccumulator
 from ..quality._signals import assess
 from ._attempt import (
     ZERO_USAGE,

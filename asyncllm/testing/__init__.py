@@ -6,7 +6,7 @@ scripted turn by turn (:class:`Turn`: text, JSON, tool calls) to test agent loop
 from __future__ import annotations
 
 from ._fake import FakeProvider, FakeReply
-from ._latency import Constant, Latency, Mixture, heavy_tail
+from ._latency import Constant, Latency, LatencyLike, Mixture, heavy_tail
 from ._sim_faults import Fault
 from ._sim_script import Turn
 from ._sim_stats import RecordedRequest, SimulatorStats
@@ -18,6 +18,7 @@ __all__ = [
     "FakeReply",
     "Fault",
     "Latency",
+    "LatencyLike",
     "Mixture",
     "RecordedRequest",
     "Simulator",
