@@ -10,7 +10,9 @@ Protocol               What it is
                        ``providers=[...]``); ``provider.stream(request)`` gives a
                        :class:`ProviderStream`
 :class:`Observer`      telemetry: told when each request and attempt starts and ends,
-                       with :class:`RequestInfo` and :class:`AttemptInfo`
+                       with :class:`RequestInfo` and :class:`AttemptInfo` (whose
+                       ``quality`` is a :class:`Quality`), and of user feedback
+                       (:class:`FeedbackInfo`)
 :class:`Cache`         the response cache in front of the strategy (``cache=``)
 :class:`Budget`        spend limits: reserves an attempt's worst-case cost, giving a
                        :class:`Reservation` that is settled with the real cost
@@ -37,6 +39,7 @@ from ._hooks import (
     Cache,
     CacheMode,
     FeedbackInfo,
+    FinishCategory,
     Limiter,
     NoBudget,
     NoLimiter,
@@ -45,6 +48,7 @@ from ._hooks import (
     Observer,
     Permit,
     Pricing,
+    Quality,
     RequestInfo,
     Reservation,
     Route,
@@ -58,6 +62,7 @@ __all__ = [
     "Cache",
     "CacheMode",
     "FeedbackInfo",
+    "FinishCategory",
     "Limiter",
     "NoBudget",
     "NoLimiter",
@@ -68,6 +73,7 @@ __all__ = [
     "Pricing",
     "Provider",
     "ProviderStream",
+    "Quality",
     "RequestInfo",
     "Reservation",
     "Route",
