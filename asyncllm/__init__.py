@@ -33,6 +33,7 @@ from ._exceptions import (
     StructuredOutputError,
 )
 from ._lazy import lazy_exports as _lazy_exports
+from ._timeout import Timeout
 from ._types import (
     ChatRequest,
     Chunk,
@@ -129,6 +130,7 @@ __all__ = [
     "SpendLimit",
     "StreamBroken",
     "StructuredOutputError",
+    "Timeout",
     "ToolCall",
     "ToolCallDelta",
     "Usage",

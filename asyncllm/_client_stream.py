@@ -27,6 +27,7 @@ from .quality._accept import judge
 
 if TYPE_CHECKING:
     from ._pipeline import Pipeline
+    from ._timeout import Timeout
     from ._typed import Typed
     from ._types import ChatRequest, Chunk, Response
     from .orchestrator._policy import Strategy
@@ -66,7 +67,7 @@ class ClientStream:
         pipeline: Pipeline,
         request: ChatRequest,
         strategy: Strategy,
-        timeout: float | None,
+        timeout: Timeout,
         cache_mode: CacheMode,
         cache_ttl: float | None,
         accept: Checks | None = None,

@@ -25,6 +25,7 @@ from .quality._accept import judge
 
 if TYPE_CHECKING:
     from ._hooks import Cache, CacheMode, Route
+    from ._timeout import Timeout
     from ._types import ChatRequest, Response
     from .orchestrator._policy import Strategy
     from .orchestrator._runtime import Runtime
@@ -83,23 +84,22 @@ class Pipeline:
         self,
         request: ChatRequest,
         strategy: Strategy,
-        seconds: float | None,
+        timeout: Timeout,  # noqa: ASYNC109 (enforced below, by design)
         mode: CacheMode,
         ttl: float | None,
         accept: Checks | None,
     ) -> Response:
-        """One logical ``complete`` request (``seconds``: its overall limit): from the cache,
-        or through the strategy."""
+        """One logical ``complete`` request: from the cache, or through the strategy."""
         if not self.opened:
             await self.open()
         rt = self.rt
         if self.cache is None:
-            return await run_complete(rt, request, strategy, seconds, accept)
+            return await run_complete(rt, request, strategy, timeout, accept)
         while True:
             response = await self.cache.complete(
                 request,
                 self.route(request),
-                lambda: run_complete(rt, request, strategy, seconds, accept),
+                lambda: run_complete(rt, request, strategy, timeout, accept),
                 mode=mode,
                 ttl=ttl,
             )

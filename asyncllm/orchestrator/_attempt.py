@@ -191,7 +191,7 @@ async def vet(
 
 
 async def _call_provider(call: Call, slot: ProviderSlot, model: str) -> Response:
-    timeout = call.rt.attempt_timeout
+    timeout = call.attempt_timeout
     if timeout is not None:
         deadline = loop_time() + timeout
         if deadline < call.deadline:

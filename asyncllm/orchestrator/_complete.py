@@ -38,6 +38,6 @@ async def run_attempt(
 
     ``leg``/``notify`` are given by concurrent strategies (see :data:`~._attempt.Notify`).
     """
-    if call.rt.first_token_timeout is not None:
+    if call.first_token_timeout is not None:
         return await complete_via_stream(call, index, role, number, leg, notify)
     return await complete_attempt(call, index, role, number, leg, notify)

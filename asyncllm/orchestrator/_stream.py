@@ -109,13 +109,12 @@ class StreamAttempt:
         self._pending: deque[Chunk] = deque()
         self._exhausted = False
         self._done = False
-        rt = call.rt
         # No deadline of any kind: no cancel scope either (the plain path stays lean).
         self._scope: anyio.CancelScope | None = (
             None
             if call.deadline == math.inf
-            and rt.first_token_timeout is None
-            and rt.attempt_timeout is None
+            and call.first_token_timeout is None
+            and call.attempt_timeout is None
             else anyio.CancelScope(deadline=call.deadline)
         )
         self._res_cm: AbstractAsyncContextManager[Reservation] | None = None
@@ -168,7 +167,7 @@ class StreamAttempt:
         if self.notify is not None and self.leg is not None:
             self.notify(self.leg, None)
         self.acc = StreamAccumulator()
-        ttft, total = rt.first_token_timeout, rt.attempt_timeout
+        ttft, total = call.first_token_timeout, call.attempt_timeout
         scope = self._scope
         if scope is not None:
             scope.deadline = min(
