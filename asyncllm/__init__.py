@@ -28,6 +28,7 @@ from ._exceptions import (
     StreamBroken,
 )
 from ._types import (
+    DEFAULT_OUTPUT_CAP,
     ChatRequest,
     Chunk,
     Message,
@@ -36,6 +37,7 @@ from ._types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    output_cap,
 )
 from .cost import (
     BudgetAlert,
@@ -80,6 +82,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DEFAULT_OUTPUT_CAP",
     "AllProvidersFailed",
     "AnthropicProvider",
     "AsyncLLMError",
@@ -136,5 +139,6 @@ __all__ = [
     "ToolCallDelta",
     "Usage",
     "__version__",
+    "output_cap",
     "redact_secrets",
 ]

@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeAlias
 from ._exceptions import InvalidRequestError
 
 __all__ = [
+    "DEFAULT_OUTPUT_CAP",
     "ChatRequest",
     "Chunk",
     "FinishReason",
@@ -29,6 +30,7 @@ __all__ = [
     "Usage",
     "build_request",
     "coerce_messages",
+    "output_cap",
 ]
 
 Role: TypeAlias = Literal["system", "developer", "user", "assistant", "tool"]
@@ -37,6 +39,13 @@ _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 #: Normalised finish reasons. Drivers map vendor values onto these and keep the
 #: vendor's own word in ``Response.raw_finish_reason``.
 FinishReason: TypeAlias = Literal["stop", "length", "tool_calls", "content_filter", "other"]
+
+#: Output tokens assumed for a request that sets no ``max_tokens``. The one default behind
+#: :func:`output_cap`: the limiter's token reservation, the budget's worst case and the
+#: ``max_tokens`` Anthropic's wire requires all use it, so they agree on what a request can
+#: cost. A response longer than this (possible on OpenAI, which has no cap unless asked)
+#: settles at its real size: set ``max_tokens`` for a hard bound.
+DEFAULT_OUTPUT_CAP = 4096
 
 
 @dataclass(slots=True, frozen=True)
@@ -113,6 +122,17 @@ class ChatRequest:
         usage settles both afterwards.
         """
         return self.prompt_chars() * 2 // 7 + 4 * len(self.messages) + 3
+
+
+def output_cap(request: ChatRequest, default: int | None = None) -> int:
+    """The most output tokens ``request`` is assumed to produce.
+
+    ``request.max_tokens`` when set, else ``default`` (a driver's or budget's own override),
+    else :data:`DEFAULT_OUTPUT_CAP`.
+    """
+    if request.max_tokens is not None:
+        return request.max_tokens
+    return DEFAULT_OUTPUT_CAP if default is None else default
 
 
 @dataclass(slots=True, frozen=True)

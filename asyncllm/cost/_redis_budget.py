@@ -163,9 +163,9 @@ class RedisBudget(BudgetBase):
         pairs = self._targets(request, provider, kind)
         if not pairs:
             return
+        # Even a free attempt (local model, or unknown price allowed) goes to Redis: once
+        # a limit has been passed, nothing more runs.
         amount = self._worst_nano(request, provider, kind, model, local)
-        if amount == 0:
-            return  # free (local model or unknown price allowed): nothing to check
         now = self._clock()
         targets = [self._target(lim, key, now) for lim, key in pairs]
         rid = uuid.uuid4().hex

@@ -78,7 +78,7 @@ for i = 1, n do
   local window = tonumber(ARGV[b+2])
   housekeep(h, w, l, now, window)
   local s = state(h)
-  if s[1] + s[2] + amount > limit then
+  if s[1] + s[2] + amount > limit or (s[1] > 0 and s[1] >= limit) then
     redis.call('HINCRBY', h, 'refusals', 1)
     s[3] = s[3] + 1
     local first = redis.call('HSETNX', h, 'refused_alert', '1')

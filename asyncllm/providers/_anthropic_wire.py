@@ -28,7 +28,17 @@ from typing import Any, Protocol
 
 import orjson
 
-from .._types import ChatRequest, Chunk, FinishReason, Message, ToolCall, ToolCallDelta, Usage
+from .._types import (
+    DEFAULT_OUTPUT_CAP,
+    ChatRequest,
+    Chunk,
+    FinishReason,
+    Message,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    output_cap,
+)
 from ._errors import error_from_payload
 from ._native import NativeStream
 
@@ -44,7 +54,7 @@ __all__ = [
     "usage_from",
 ]
 
-DEFAULT_MAX_TOKENS = 4096
+DEFAULT_MAX_TOKENS = DEFAULT_OUTPUT_CAP
 JSON_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
 
 _FINISH: dict[str, FinishReason] = {
@@ -194,7 +204,7 @@ def build_body(
     system, messages = _messages(request)
     body: dict[str, Any] = {
         "model": model,
-        "max_tokens": request.max_tokens or default_max_tokens,
+        "max_tokens": output_cap(request, default_max_tokens),
         "messages": messages,
     }
     fmt = request.response_format
