@@ -208,7 +208,10 @@ class Response:
     Attributes:
         text: The generated text.
         finish_reason: Normalised finish reason.
-        usage: Token usage as billed by the provider.
+        usage: Token usage as billed by the provider, or ``None`` when the provider
+            reported none (some servers never do; a stream cut before its usage chunk).
+            Unknown usage is never taken as zero: the limiter keeps the whole token
+            reservation and the budget books the worst case (see ``usage_estimated``).
         provider: Name of the provider (driver instance) that answered.
         model: Model that answered, as the provider reported it.
         latency: Seconds from sending the request to the last byte.
@@ -219,13 +222,16 @@ class Response:
         rate_limits: Rate-limit headers of the answering response, if any.
         cost_usd: Cost in USD when known (set by the cost layer).
         request_id: The logical request id asyncllm assigned.
+        usage_estimated: True when the provider reported no usage, so ``cost_usd`` (and
+            what the budget booked) is the request's worst case: its estimated input
+            tokens plus :func:`output_cap` output tokens, at the model's price.
         chunks: For streamed responses, the text deltas as they arrived (used by the cache
             to replay a stream with its original boundaries); empty otherwise.
     """
 
     text: str
     finish_reason: FinishReason | None
-    usage: Usage
+    usage: Usage | None
     provider: str
     model: str
     latency: float = 0.0
@@ -236,6 +242,7 @@ class Response:
     rate_limits: RateLimitInfo | None = None
     cost_usd: float | None = None
     request_id: str | None = None
+    usage_estimated: bool = False
     chunks: tuple[str, ...] = field(default=(), repr=False)
 
 

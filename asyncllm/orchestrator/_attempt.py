@@ -20,7 +20,7 @@ import anyio
 
 from .._exceptions import CircuitOpen, DeadlineExceeded, ProviderTimeout, RateLimited
 from .._hooks import AttemptInfo, AttemptRole
-from .._types import Response, Usage
+from .._types import Response, Usage, output_cap
 from ._retry import not_billed, trips_breaker
 
 if TYPE_CHECKING:
@@ -28,7 +28,14 @@ if TYPE_CHECKING:
 
 from ._runtime import loop_time
 
-__all__ = ["ZERO_USAGE", "attempt_failed", "attempt_info", "run_attempt", "timeout_error"]
+__all__ = [
+    "ZERO_USAGE",
+    "attempt_failed",
+    "attempt_info",
+    "price",
+    "run_attempt",
+    "timeout_error",
+]
 
 ZERO_USAGE = Usage()
 
@@ -50,6 +57,27 @@ def attempt_info(call: Call, index: int, role: AttemptRole, number: int) -> Atte
     counters[role] += 1
     rt.observer.attempt_started(info)
     return info
+
+
+def price(call: Call, slot: ProviderSlot, model: str, response: Response) -> float | None:
+    """The response's cost; its worst case when the provider reported no usage.
+
+    Unknown usage is never zero: the request is priced as its estimated input plus
+    :func:`~asyncllm.output_cap` output tokens (what the budget reserved), and the response
+    is marked ``usage_estimated``. The limiter, given ``usage=None``, keeps its reservation.
+    """
+    usage = response.usage
+    if usage is None:
+        request = call.request
+        usage = Usage(request.estimated_input_tokens(), output_cap(request))
+        response.usage_estimated = True
+    return call.rt.pricing.cost(
+        provider=slot.name,
+        kind=slot.kind,
+        model=response.model or model,
+        usage=usage,
+        local=slot.local,
+    )
 
 
 def timeout_error(call: Call, slot: ProviderSlot, model: str, what: str) -> Exception:
@@ -107,13 +135,7 @@ async def run_attempt(
                     done_at = clock()
                     if notify is not None and leg is not None:
                         notify(leg, response)
-                    cost = rt.pricing.cost(
-                        provider=slot.name,
-                        kind=slot.kind,
-                        model=response.model or model,
-                        usage=response.usage,
-                        local=slot.local,
-                    )
+                    cost = price(call, slot, model, response)
                     permit.settle(response.usage)
                     reservation.settle(cost)
             except BaseException as exc:

@@ -34,6 +34,7 @@ from ._attempt import (
     Notify,
     attempt_failed,
     attempt_info,
+    price,
     rate_limit_feedback,
     timeout_error,
 )
@@ -264,9 +265,7 @@ class StreamAttempt:
             # A complete answer built from a stream wins here, before its slot is released
             # (for a stream the leg already won at its first token: a no-op then).
             self.notify(self.leg, response)
-        cost = rt.pricing.cost(
-            provider=slot.name, kind=slot.kind, model=response.model, usage=usage, local=slot.local
-        )
+        cost = price(call, slot, self.model, response)
         if self._permit is not None:
             self._permit.settle(usage)
         if self._reservation is not None:

@@ -84,6 +84,13 @@ def usage_from(u: Mapping[str, Any]) -> Usage:
     )
 
 
+def _message_usage(u: Any) -> Usage | None:
+    # Usage a server did not state is unknown (None), never zero (see Response.usage).
+    if not isinstance(u, Mapping) or not isinstance(u.get("output_tokens"), int):
+        return None
+    return usage_from(u)
+
+
 def canonical_arguments(raw: str | Mapping[str, Any] | None) -> str:
     """Tool input as compact JSON (streamed fragments and whole objects alike)."""
     if raw is None:
@@ -320,7 +327,7 @@ def on_event(s: EventSink, obj: Mapping[str, Any], event: str | None = None) -> 
         stop = (obj.get("delta") or {}).get("stop_reason")
         s._emit(
             Chunk(
-                usage=usage_from(s._usage),
+                usage=usage_from(s._usage) if "output_tokens" in s._usage else None,
                 finish_reason=finish_reason(stop) if stop else None,
                 raw_finish_reason=stop,
             )
@@ -354,7 +361,7 @@ class AnthropicStream(NativeStream):
 
 def parse_message(
     obj: Mapping[str, Any],
-) -> tuple[str, FinishReason | None, str | None, Usage, tuple[ToolCall, ...], str | None]:
+) -> tuple[str, FinishReason | None, str | None, Usage | None, tuple[ToolCall, ...], str | None]:
     """``(text, finish_reason, raw_finish_reason, usage, tool_calls, model)`` of a message.
 
     Raises:
@@ -379,7 +386,7 @@ def parse_message(
         "".join(texts),
         finish_reason(stop) if stop else None,
         stop,
-        usage_from(obj.get("usage") or {}),
+        _message_usage(obj.get("usage")),
         tuple(tools),
         obj.get("model"),
     )

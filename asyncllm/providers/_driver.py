@@ -28,7 +28,7 @@ BackendName: TypeAlias = Literal["native", "sdk"]
 #: A decoded non-streamed answer, as the wire modules' parsers return it:
 #: ``(text, finish_reason, raw_finish_reason, usage, tool_calls, model)``.
 ParsedAnswer: TypeAlias = (
-    "tuple[str, FinishReason | None, str | None, Usage, tuple[ToolCall, ...], str | None]"
+    "tuple[str, FinishReason | None, str | None, Usage | None, tuple[ToolCall, ...], str | None]"
 )
 
 
