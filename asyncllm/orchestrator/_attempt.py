@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .._exceptions import CircuitOpen, DeadlineExceeded, ProviderTimeout, RateLimited
+from .._exceptions import (
+    CircuitOpen,
+    DeadlineExceeded,
+    ProviderTimeout,
+    RateLimited,
+    scrub_exception,
+)
 from .._hooks import AttemptInfo, AttemptRole
 from .._types import Response, Usage, output_cap
 from ._retry import not_billed, trips_breaker
@@ -200,7 +206,13 @@ def attempt_failed(
     *,
     stream: bool,
 ) -> None:
-    """Book a failed or cancelled attempt: limiter, breaker, latency, observer."""
+    """Book a failed or cancelled attempt: limiter, breaker, latency, observer.
+
+    The error is scrubbed of registered secrets first (its chain, notes and, for groups,
+    sub-errors), before any observer logs it or the caller sees it.
+    """
+    if isinstance(exc, Exception):
+        scrub_exception(exc)
     rt = call.rt
     now = rt.clock()
     info.finished = now

@@ -9,7 +9,14 @@ from typing import Any
 from .._exceptions import ConfigurationError, MalformedResponse
 from .._types import ChatRequest, RateLimitInfo, Response
 from ._anthropic_wire import DEFAULT_MAX_TOKENS, AnthropicStream, build_body, parse_message
-from ._driver import Backend, Driver, check_backend, parsed_response, resolve_api_key
+from ._driver import (
+    Backend,
+    Driver,
+    check_backend,
+    parsed_response,
+    register_driver_secrets,
+    resolve_api_key,
+)
 from ._errors import error_from_payload
 from ._headers import anthropic_rate_limits
 from ._native import Endpoint, NativeBackend
@@ -112,6 +119,7 @@ class AnthropicProvider(Driver):
         key = resolve_api_key(api_key, "ANTHROPIC_API_KEY", provider=name, required=client is None)
         if default_max_tokens < 1:
             raise ConfigurationError("default_max_tokens must be at least 1")
+        register_driver_secrets(key, extra_headers, client)
         self._backend: Backend
         if self.backend == "sdk":
             from ._anthropic_sdk import AnthropicSDK

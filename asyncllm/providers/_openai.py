@@ -8,7 +8,14 @@ from typing import Any
 
 from .._exceptions import ConfigurationError, MalformedResponse
 from .._types import ChatRequest, RateLimitInfo, Response
-from ._driver import Backend, Driver, check_backend, parsed_response, resolve_api_key
+from ._driver import (
+    Backend,
+    Driver,
+    check_backend,
+    parsed_response,
+    register_driver_secrets,
+    resolve_api_key,
+)
 from ._errors import error_from_payload
 from ._headers import openai_rate_limits
 from ._native import Endpoint, NativeBackend
@@ -124,6 +131,7 @@ class OpenAIProvider(Driver):
             provider=name,
             required=self._key_required and client is None,
         )
+        register_driver_secrets(key, extra_headers, client)
         self._backend: Backend
         if self.backend == "sdk":
             from ._openai_sdk import OpenAISDK
