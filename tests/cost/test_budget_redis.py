@@ -262,7 +262,7 @@ async def test_unreachable_redis_fails_closed_or_open() -> None:
     closed = make(dead, SpendLimit(10.0))
     with pytest.raises(BudgetUnavailable, match="unavailable"):
         await spend(closed, req(), None)
-    opened = make(dead, SpendLimit(10.0), fail_open=True)
+    opened = make(dead, SpendLimit(10.0), on_redis_error="allow")
     await spend(opened, req(), None)
     assert closed.statistics()["errors"] == 1 and opened.statistics()["errors"] == 1
     await dead.aclose()
