@@ -28,7 +28,6 @@ from ._exceptions import (
     StreamBroken,
 )
 from ._types import (
-    DEFAULT_OUTPUT_CAP,
     ChatRequest,
     Chunk,
     Message,
@@ -39,6 +38,7 @@ from ._types import (
     Usage,
     output_cap,
 )
+from ._version import __version__
 from .cost import (
     BudgetAlert,
     BudgetUnavailable,
@@ -51,8 +51,6 @@ from .cost import (
 from .limits import RateLimit, RateLimiter, RedisRateLimiter
 from .orchestrator import BreakerPolicy, Fallback, Hedge, Race, Result, RetryPolicy
 from .telemetry import LoggingObserver, MetricsObserver, OTelObserver, redact_secrets
-
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .cache import CacheClosed, CachePolicy, ResponseCache
@@ -82,7 +80,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "DEFAULT_OUTPUT_CAP",
     "AllProvidersFailed",
     "AnthropicProvider",
     "AsyncLLMError",

@@ -181,6 +181,7 @@ async def _environment_config(stack: AsyncExitStack) -> tuple[RunConfig, str]:
             name="sim-openai",
             base_url=sim.openai_base_url,
             api_key="sim",
+            stream_usage=True,  # the simulator reports usage at the end of streams
         ),
         resolve(
             "anthropic:sim-claude",

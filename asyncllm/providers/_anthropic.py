@@ -8,6 +8,7 @@ from typing import Any
 
 from .._exceptions import ConfigurationError, MalformedResponse
 from .._types import ChatRequest, RateLimitInfo, Response
+from .._version import USER_AGENT
 from ._anthropic_wire import DEFAULT_MAX_TOKENS, AnthropicStream, build_body, parse_message
 from ._driver import (
     Backend,
@@ -24,7 +25,10 @@ from ._native import Endpoint, NativeBackend
 __all__ = ["AnthropicProvider", "message_response"]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
-API_VERSION = "2023-06-01"
+#: The ``anthropic-version`` both backends send: the one the installed ``anthropic`` SDK
+#: sends (a test keeps them equal), set explicitly on the SDK client too, so the backends
+#: never ask for different API versions.
+API_VERSION = "2026-10-21"
 
 
 def message_response(
@@ -141,6 +145,7 @@ class AnthropicProvider(Driver):
                 "Content-Type": "application/json",
                 "Accept": "application/json",
                 "anthropic-version": API_VERSION,
+                "User-Agent": USER_AGENT,
             }
             if key:
                 headers["x-api-key"] = key

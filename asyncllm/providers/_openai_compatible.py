@@ -34,6 +34,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
     _url_env = None
     _default_url = None
     _key_required = False
+    # Third-party servers: only when asked (``stream_usage=True``), as the official SDK.
+    _stream_usage_default = False
 
     def __init__(
         self,

@@ -8,7 +8,6 @@ import pytest
 from structlog.testing import capture_logs
 
 from asyncllm import (
-    DEFAULT_OUTPUT_CAP,
     AllProvidersFailed,
     BudgetExceeded,
     ChatRequest,
@@ -18,6 +17,7 @@ from asyncllm import (
     Usage,
     output_cap,
 )
+from asyncllm._types import DEFAULT_OUTPUT_CAP
 from asyncllm.cost import MemoryBudget, ModelPrice, Prices, SpendLimit
 from asyncllm.limits import reservation_tokens
 from asyncllm.providers._anthropic_wire import build_body

@@ -11,7 +11,6 @@ import pytest
 from _orchfakes import FixedPricing, RecordingBudget, RecordingLimiter, RecordingObserver
 
 from asyncllm import (
-    DEFAULT_OUTPUT_CAP,
     BadRequest,
     BudgetExceeded,
     ChatRequest,
@@ -24,6 +23,7 @@ from asyncllm import (
     Usage,
 )
 from asyncllm._hooks import CacheMode, Route
+from asyncllm._types import DEFAULT_OUTPUT_CAP
 from asyncllm.testing import FakeProvider, FakeReply
 
 pytestmark = pytest.mark.looptime
