@@ -220,18 +220,23 @@ class RedisBudget(BudgetBase):
         rid = uuid.uuid4().hex
         keys = [k for t in targets for k in t.keys]
         args = [repr(now), amount, rid, repr(now + self._lease), len(targets), *self._args(targets)]
-        if not self._outage.available():
-            self._local["errors"] += 1
-            if self._policy == "allow":
-                _log.warning("budget.unavailable", budget=self.name, error="outage")
-                return
-            raise BudgetUnavailable(self.name, amount / NANO, "Redis is down; retrying later")
         sent = False
         try:
-            with anyio.fail_after(self._timeout):
-                async with self._gate:
-                    sent = True
+            # Waiting for a connection is local queueing, bounded by the caller's deadline;
+            # the Redis call itself is bounded by ``timeout``. The breaker is checked once
+            # a connection is ours, so callers queued behind a frozen Redis fail fast.
+            async with self._gate:
+                if not self._outage.available():
+                    self._local["errors"] += 1
+                    if self._policy == "allow":
+                        _log.warning("budget.unavailable", budget=self.name, error="outage")
+                        return
+                    raise BudgetUnavailable(self.name, amount / NANO, "Redis is down")
+                sent = True
+                with anyio.fail_after(self._timeout):
                     reply = await self._reserve(keys=keys, args=args)
+        except BudgetUnavailable:
+            raise
         except BaseException as exc:
             if sent:
                 # The script may have run (or may run once Redis thaws): release it.
@@ -273,6 +278,13 @@ class RedisBudget(BudgetBase):
                 pending=len(self._pending),
             )
 
+    async def flush(self) -> int:
+        """Make the bookings deferred while Redis was slow or down now (each bounded by
+        ``settle_timeout``); returns how many are still pending."""
+        with anyio.CancelScope(shield=True):
+            await self._flush(force=True)
+        return len(self._pending)
+
     async def _flush(self, *, force: bool = False) -> None:
         """Make deferred bookings, oldest first, while Redis answers."""
         while self._pending and (force or self._outage.available()):
@@ -288,14 +300,21 @@ class RedisBudget(BudgetBase):
         thresholds = [repr(t) for t in self._thresholds]
         args = [repr(now), cost, rid, len(targets), *self._args(targets)]
         args += [len(thresholds), *thresholds]
-        try:
-            with anyio.fail_after(self._settle_timeout):
-                async with self._gate:
+        reply: Any = None
+        called = False
+        error = "timeout"
+        with anyio.move_on_after(self._settle_timeout):
+            async with self._gate:
+                called = True
+                try:
                     reply = await self._settle(keys=keys, args=args)
-        except Exception as exc:
-            self._outage.failed()
-            self._local["errors"] += 1
-            _log.error("budget.settle_failed", budget=self.name, error=type(exc).__name__)
+                except Exception as exc:
+                    error = type(exc).__name__
+        if reply is None:
+            if called:  # Redis failed or was too slow; queueing for a connection is not
+                self._outage.failed()
+                self._local["errors"] += 1
+                _log.error("budget.settle_failed", budget=self.name, error=error)
             return False
         self._outage.ok()
         self._local["settled"] += 1
