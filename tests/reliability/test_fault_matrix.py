@@ -53,7 +53,9 @@ STRATEGIES = ("single", "fallback", "hedge")
 MID_STREAM = {"drop_mid_stream", "malformed", "stall_mid_stream", "error_mid_stream"}
 
 
-async def run_cell(sim: Simulator, fault: Fault, stream: bool, strategy: str) -> object:
+async def run_cell(
+    sim: Simulator, fault: Fault, stream: bool, strategy: str, times: int = 1
+) -> object:
     providers: list[Any] = [
         OpenAICompatibleProvider(
             name="oa", base_url=sim.openai_base_url, model="sim-oa", api_key="k",
@@ -79,7 +81,7 @@ async def run_cell(sim: Simulator, fault: Fault, stream: bool, strategy: str) ->
         pricing=PRICES,
         log=False,
     )
-    sim.inject(fault)
+    sim.inject(fault, times=times)
     outcome: object
     async with client:
         try:
@@ -100,14 +102,12 @@ async def run_cell(sim: Simulator, fault: Fault, stream: bool, strategy: str) ->
     return outcome
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
-@pytest.mark.parametrize("fault", list(FAULTS))
-async def test_fault_cell(fault: str, stream: bool, strategy: str) -> None:
+async def checked_cell(fault: str, stream: bool, strategy: str, times: int = 1) -> object:
+    """Run one cell; check no hang, no open connection, no leaked task."""
     async with Simulator(output_tokens=6, token_delay=0.002) as sim:
         before = other_tasks()
         with anyio.fail_after(6):  # no hang: the call's own deadline is 3 s
-            outcome = await run_cell(sim, FAULTS[fault], stream, strategy)
+            outcome = await run_cell(sim, FAULTS[fault], stream, strategy, times)
         assert isinstance(outcome, AsyncLLMError) or getattr(outcome, "text", "")
         for _ in range(100):  # no connection left open, nothing still being served
             if sim.stats.connections == 0 and sim.stats.in_flight == 0:
@@ -117,10 +117,27 @@ async def test_fault_cell(fault: str, stream: bool, strategy: str) -> None:
         await asyncio.sleep(0)
         leaked = {t for t in other_tasks() - before if not t.done()}
         assert not leaked, leaked
+    return outcome
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
+@pytest.mark.parametrize("fault", list(FAULTS))
+async def test_fault_cell(fault: str, stream: bool, strategy: str) -> None:
+    outcome = await checked_cell(fault, stream, strategy)
     if stream and fault in MID_STREAM:
         # Chunks already reached the caller: no fail-over, a typed broken stream that
         # carries the partial text.
         assert isinstance(outcome, StreamBroken) and outcome.partial_text, outcome
-    elif strategy != "single":
-        # A healthy second provider: every other multi-provider cell recovers.
+    else:
+        # One failure, then a retry or a healthy second provider: recovered.
         assert not isinstance(outcome, AsyncLLMError), outcome
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
+@pytest.mark.parametrize("fault", [f for f in FAULTS if f not in ("stall", "stall_mid_stream")])
+async def test_a_fault_that_persists_on_the_only_provider_is_a_typed_error(
+    fault: str, stream: bool
+) -> None:
+    outcome = await checked_cell(fault, stream, "single", times=10)
+    assert isinstance(outcome, AsyncLLMError), outcome
