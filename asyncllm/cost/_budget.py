@@ -160,6 +160,8 @@ class BudgetBase:
                     "objects; pass the same one to both (or only to the client)"
                 )
             self._pricing = pricing
+        # Bound: a second client with other prices is a mismatch too.
+        self._own_pricing = True
         if self._unknown_price != "error":
             return
         probe = _PROBE_REQUEST

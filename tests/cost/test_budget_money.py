@@ -113,3 +113,11 @@ def test_one_output_cap_for_limiter_budget_and_wire() -> None:
     worst = PRICED.worst_case(r, kind="openai", model="m", local=False)
     assert worst == pytest.approx((r.estimated_input_tokens() + DEFAULT_OUTPUT_CAP) / 1000)
     assert output_cap(ChatRequest(messages=r.messages, max_tokens=7)) == 7
+
+
+def test_a_budget_shared_by_clients_with_different_prices_is_refused() -> None:
+    budget = MemoryBudget(1.0)
+    Client(fake(), budget=budget, pricing=PRICED, log=False)
+    other = Prices({("openai", "m"): ModelPrice(input_per_mtok=1, output_per_mtok=1)})
+    with pytest.raises(ConfigurationError, match="different pricing"):
+        Client(fake(), budget=budget, pricing=other, log=False)
