@@ -12,12 +12,9 @@ request had no ``max_tokens``) is still recorded, so ``spent`` can then pass the
 set ``max_tokens`` for a hard guarantee. Once ``spent`` has reached a limit, every attempt
 counted by it is refused, whatever its price (a free or unpriced one included).
 
-Money is never silently off: a model without a price under a budget is a
-:class:`~asyncllm.ConfigurationError` naming the provider and the model (raised when the
-client is built for providers with a default model, else on the first request for the
-model), unless the model is priced (an override of ``0`` included) or the budget was built
-with ``unknown_price="allow"`` (or ``"refuse"``, which refuses each such attempt with
-:class:`~asyncllm.BudgetExceeded`).
+Money is never silently off: an unpriced model under a budget is a ConfigurationError
+naming provider and model (when the client is built, or at its first request) unless it is
+priced (``0`` included) or the budget says ``unknown_price="allow"``/``"refuse"``.
 """
 
 from __future__ import annotations
@@ -26,13 +23,23 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .._exceptions import BudgetExceeded, ConfigurationError
 from .._logging import get_logger
 from .._types import ChatRequest as _ChatRequest
 from .._types import Message
-from ._limit import NANO, AlertKind, BudgetAlert, SpendLimit, period_bounds, to_nano, to_nano_up
+from ._limit import (
+    NANO,
+    AlertKind,
+    BucketRef,
+    BudgetAlert,
+    SpendLimit,
+    over_limit,
+    period_bounds,
+    to_nano,
+    to_nano_up,
+)
 from ._prices import Prices, worst_case
 
 if TYPE_CHECKING:
@@ -54,16 +61,6 @@ _log = get_logger("asyncllm.budget")
 _PROBE_REQUEST = _ChatRequest(messages=(Message("user", "?"),), max_tokens=1)
 
 
-def over_limit(spent: int, reserved: int, amount: int, limit: int) -> bool:
-    """Whether an attempt of worst case ``amount`` must be refused (nano-USD).
-
-    It must fit next to what is spent and reserved; and once spending has reached the
-    limit nothing more runs, a free or unpriced attempt included (a ``$0`` limit still lets
-    free attempts through: nothing has been spent).
-    """
-    return spent + reserved + amount > limit or (spent > 0 and spent >= limit)
-
-
 def _same_prices(a: Pricing, b: Pricing) -> bool:
     """Two :class:`Prices` built alike (same overrides and provider ids) price alike."""
     if type(a) is not Prices or type(b) is not Prices:
@@ -71,14 +68,6 @@ def _same_prices(a: Pricing, b: Pricing) -> bool:
     return all(
         getattr(a, k) == getattr(b, k) for k in ("_overrides", "_provider_ids", "_use_updated")
     )
-
-
-class BucketRef(Protocol):
-    """What an alert names of a bucket (a memory bucket or a Redis target)."""
-
-    limit: SpendLimit
-    key: str
-    period_start: float
 
 
 class BudgetBase:
@@ -141,17 +130,16 @@ class BudgetBase:
         return self._pricing
 
     def bind(self, pricing: Pricing, routes: Sequence[tuple[str, str, str | None, bool]]) -> None:
-        """Adopt the client's prices and check its providers' default models are priced.
-
-        Called by :class:`~asyncllm.Client` when it is built with this budget.
+        """Adopt the client's prices and check its providers' default models are priced
+        (called by :class:`~asyncllm.Client` when it is built with this budget).
 
         Args:
             pricing: The client's pricing (adopted unless the budget was given its own).
             routes: ``(provider name, kind, default model or None, local)`` per provider.
 
         Raises:
-            ConfigurationError: The budget has other prices than the client, or a default
-                model has no price and ``unknown_price`` is ``"error"``.
+            ConfigurationError: Other prices than the client's, or an unpriced default
+                model while ``unknown_price`` is ``"error"``.
         """
         if pricing is not self._pricing:
             if self._own_pricing and not _same_prices(pricing, self._pricing):
