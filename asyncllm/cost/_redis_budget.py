@@ -64,6 +64,9 @@ __all__ = ["BudgetUnavailable", "RedisBudget"]
 
 _log = get_logger("asyncllm.budget")
 
+#: Deferred bookings a reservation makes on its way (the rest wait for the next ones).
+_FLUSH_BATCH = 8
+
 
 class BudgetUnavailable(BudgetExceeded):
     """The shared budget's store could not be reached, so nothing could be reserved."""
@@ -155,8 +158,8 @@ class RedisBudget(BudgetBase):
         self._settle_timeout = float(settle_timeout)
         self._outage = Outage()
         # Bookings (and releases of reservations that may have been applied) not yet made:
-        # (cost nano-USD, reservation id, targets).
-        self._pending: deque[tuple[int, str, list[_Target]]] = deque()
+        # (cost nano-USD, reservation id, targets, is a release).
+        self._pending: deque[tuple[int, str, list[_Target], bool]] = deque()
         if isinstance(redis, str):
             self._redis: Redis = redis_from_url(redis, max_connections=max_connections)
             self._owns = True
@@ -240,7 +243,7 @@ class RedisBudget(BudgetBase):
         except BaseException as exc:
             if sent:
                 # The script may have run (or may run once Redis thaws): release it.
-                self._pending.append((0, rid, targets))
+                self._pending.append((0, rid, targets, True))
             if not isinstance(exc, Exception):  # the caller's deadline or cancellation
                 self._outage.abandon()
                 raise
@@ -251,6 +254,8 @@ class RedisBudget(BudgetBase):
                 return
             raise BudgetUnavailable(self.name, amount / NANO, exc) from exc
         self._outage.ok()
+        if reply[0] == 2:  # released before it arrived: only a late, abandoned call sees this
+            raise BudgetUnavailable(self.name, amount / NANO, "reservation released")
         if reply[0] != 1:
             i = int(reply[1]) - 1
             t = targets[i]
@@ -270,7 +275,7 @@ class RedisBudget(BudgetBase):
         targets, r._targets = r._targets, []
         cost = max(0, r._booked_nano())
         if not self._outage.available() or not await self._book(cost, r._id, targets):
-            self._pending.append((cost, r._id, targets))
+            self._pending.append((cost, r._id, targets, False))
             _log.warning(
                 "budget.settle_deferred",
                 budget=self.name,
@@ -286,20 +291,35 @@ class RedisBudget(BudgetBase):
         return len(self._pending)
 
     async def _flush(self, *, force: bool = False) -> None:
-        """Make deferred bookings, oldest first, while Redis answers."""
-        while self._pending and (force or self._outage.available()):
-            cost, rid, targets = self._pending[0]
-            if not await self._book(cost, rid, targets):
+        """Make deferred bookings, oldest first, while Redis answers (a reservation
+        flushes at most ``_FLUSH_BATCH``, so a backlog never delays one caller long)."""
+        budget = len(self._pending) if force else _FLUSH_BATCH
+        while self._pending and budget > 0 and (force or self._outage.available()):
+            budget -= 1
+            # Taken off before the await: concurrent flushers never book (and drop) the
+            # same entry; one that could not be booked goes back to the front.
+            item = self._pending.popleft()
+            try:
+                booked = await self._book(item[0], item[1], item[2], release=item[3])
+            except BaseException:
+                self._pending.appendleft(item)
+                raise
+            if not booked:
+                self._pending.appendleft(item)
                 return
-            self._pending.popleft()
 
-    async def _book(self, cost: int, rid: str, targets: list[_Target]) -> bool:
+    async def _book(
+        self, cost: int, rid: str, targets: list[_Target], *, release: bool = False
+    ) -> bool:
         """Run the settle script within ``settle_timeout``; False when it could not be."""
         now = self._clock()
         keys = [k for t in targets for k in t.keys]
         thresholds = [repr(t) for t in self._thresholds]
         args = [repr(now), cost, rid, len(targets), *self._args(targets)]
-        args += [len(thresholds), *thresholds]
+        # A release (cost 0 of a reservation whose caller gave up) leaves a tombstone if its
+        # reservation has not arrived yet, so a reservation delayed by a frozen Redis
+        # cannot be applied after its release.
+        args += [len(thresholds), *thresholds, "1" if release else "0"]
         reply: Any = None
         called = False
         error = "timeout"
@@ -315,6 +335,8 @@ class RedisBudget(BudgetBase):
                 self._outage.failed()
                 self._local["errors"] += 1
                 _log.error("budget.settle_failed", budget=self.name, error=error)
+            else:
+                self._outage.abandon()  # a probe that never reached Redis proves nothing
             return False
         self._outage.ok()
         self._local["settled"] += 1

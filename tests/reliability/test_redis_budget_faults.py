@@ -192,3 +192,22 @@ async def test_client_load_through_a_freeze_holds_no_caller_and_loses_no_booking
     await check.aclose()
     assert stats["reserved_usd"] == 0
     assert stats["spent_usd"] == pytest.approx(sum(answered), abs=1e-9)
+
+
+async def test_a_release_that_overtakes_its_frozen_reservation_cancels_it(
+    redis: RedisProc,
+) -> None:
+    # A caller timed out while Redis was frozen; its reservation script runs only after
+    # the thaw, possibly after the release the caller queued. The release leaves a
+    # tombstone, so the late reservation is not applied.
+    b = budget(redis.url)
+    now = b._clock()
+    limit = b.limits[0]
+    targets = [b._target(limit, str(limit.name), now)]
+    assert await b._book(0, "late-rid", targets, release=True)
+    keys = [k for t in targets for k in t.keys]
+    args = [repr(now), 10**7, "late-rid", repr(now + 900), 1, *b._args(targets)]
+    assert list(await b._reserve(keys=keys, args=args)) == [2]
+    stats = (await b.fetch_statistics())["buckets"]["day"]
+    assert stats["reserved_usd"] == 0
+    await b.aclose()
