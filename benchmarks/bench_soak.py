@@ -2,9 +2,9 @@
 then searching every output for the API key.
 
 Load: the simulator in its own process (``asyncllm simulate``), both wire formats on the
-native backend, complete and stream, under a rate limiter and a budget. Every 500th request goes to a
-loopback server that answers 401 echoing the key it was sent, as real providers do, so
-error paths carry the secret. Structured logs (the library's own events, through
+native backend, complete and stream, under a rate limiter and a budget. Every 500th
+request goes to a loopback server that answers 401 echoing the key it was sent, as real
+providers do, so error paths carry the secret. Structured logs (the library's own events, through
 ``redact_secrets``) and stdlib logs go to files; every caught error is rendered (str, repr,
 traceback). At the end the key is searched for in all of it.
 
@@ -178,7 +178,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     args = ap.parse_args()
     logdir = RESULTS / "soak_logs"
-    logdir.mkdir(parents=True, exist_ok=True)
+    logdir.mkdir(parents=True, exist_ok=True)  # structlog.jsonl, stdlib.log
     events_path = logdir / "structlog.jsonl"
     stdlib_path = logdir / "stdlib.log"
     events = events_path.open("w")
