@@ -53,4 +53,5 @@ async def test_a_failed_cache_is_bypassed_until_it_recovers(redis: RedisProc, fa
     # 100 requests cost one op_timeout, not 100 of them (20 s before the breaker).
     assert elapsed < 2.0, elapsed
     assert stats["backend_bypassed"] >= 150 and stats["backend_errors"] <= 5
+    assert stats["backend_outage"]["trips"] >= 1
     assert "cache_backend_bypassed" in [e["event"] for e in logs]
