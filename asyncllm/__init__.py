@@ -39,7 +39,9 @@ from ._types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    output_cap,
 )
+from ._version import __version__
 from .cost import (
     BudgetAlert,
     BudgetUnavailable,
@@ -52,8 +54,6 @@ from .cost import (
 from .limits import RateLimit, RateLimiter, RedisRateLimiter
 from .orchestrator import BreakerPolicy, Fallback, Hedge, Race, Result, RetryPolicy
 from .telemetry import LoggingObserver, MetricsObserver, OTelObserver, redact_secrets
-
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .cache import CacheClosed, CachePolicy, ResponseCache
@@ -142,5 +142,6 @@ __all__ = [
     "ToolCallDelta",
     "Usage",
     "__version__",
+    "output_cap",
     "redact_secrets",
 ]

@@ -8,8 +8,16 @@ from typing import Any
 
 from .._exceptions import ConfigurationError, MalformedResponse
 from .._types import ChatRequest, RateLimitInfo, Response
+from .._version import USER_AGENT
 from ._anthropic_wire import DEFAULT_MAX_TOKENS, AnthropicStream, build_body, parse_message
-from ._driver import Backend, Driver, check_backend, parsed_response, resolve_api_key
+from ._driver import (
+    Backend,
+    Driver,
+    check_backend,
+    parsed_response,
+    register_driver_secrets,
+    resolve_api_key,
+)
 from ._errors import error_from_payload
 from ._headers import anthropic_rate_limits
 from ._native import Endpoint, NativeBackend
@@ -17,7 +25,10 @@ from ._native import Endpoint, NativeBackend
 __all__ = ["AnthropicProvider", "message_response"]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
-API_VERSION = "2023-06-01"
+#: The ``anthropic-version`` both backends send: the one the installed ``anthropic`` SDK
+#: sends (a test keeps them equal), set explicitly on the SDK client too, so the backends
+#: never ask for different API versions.
+API_VERSION = "2026-10-21"
 
 
 def message_response(
@@ -112,6 +123,7 @@ class AnthropicProvider(Driver):
         key = resolve_api_key(api_key, "ANTHROPIC_API_KEY", provider=name, required=client is None)
         if default_max_tokens < 1:
             raise ConfigurationError("default_max_tokens must be at least 1")
+        register_driver_secrets(key, extra_headers, client)
         self._backend: Backend
         if self.backend == "sdk":
             from ._anthropic_sdk import AnthropicSDK
@@ -133,6 +145,7 @@ class AnthropicProvider(Driver):
                 "Content-Type": "application/json",
                 "Accept": "application/json",
                 "anthropic-version": API_VERSION,
+                "User-Agent": USER_AGENT,
             }
             if key:
                 headers["x-api-key"] = key
