@@ -43,6 +43,7 @@ from ._types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    output_cap,
 )
 from ._version import __version__
 from .cost import (
@@ -135,5 +136,6 @@ __all__ = [
     "ToolCallDelta",
     "Usage",
     "__version__",
+    "output_cap",
     "redact_secrets",
 ]

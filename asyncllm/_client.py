@@ -220,11 +220,18 @@ class Client:
         observer: Observer = (
             NoObserver() if not chain else chain[0] if len(chain) == 1 else CompositeObserver(chain)
         )
+        if pricing is None:
+            pricing = _default_pricing(budget)
+        bind = getattr(budget, "bind", None)
+        if callable(bind):
+            # The budget prices worst cases with the client's prices, and a budgeted
+            # provider whose default model has no price is refused here, not billed silently.
+            bind(pricing, [(p.name, p.kind, p.default_model, p.local) for p in self._providers])
         self._rt = Runtime(
             slots,
             observer=observer,
             budget=budget if budget is not None else NoBudget(),
-            pricing=pricing if pricing is not None else _default_pricing(budget),
+            pricing=pricing,
             retry=retry if retry is not None else RetryPolicy(),
             clock=clock,
             accept=coerce_accept(accept),

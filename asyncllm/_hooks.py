@@ -82,7 +82,8 @@ class Quality:
         invalid_tool_arguments: How many of them have arguments that are not a JSON object
             matching their tool's parameter schema (or name a tool the request did not
             offer).
-        output_tokens: Output tokens the provider reported.
+        output_tokens: Output tokens the provider reported (``None`` when it reported no
+            usage: the answer is then left out of the output-token distribution).
         rejected: The acceptance predicate's reason when it rejected the answer.
     """
 
@@ -92,7 +93,7 @@ class Quality:
     invalid_json: bool = False
     tool_calls: int = 0
     invalid_tool_arguments: int = 0
-    output_tokens: int = 0
+    output_tokens: int | None = 0
     rejected: str | None = None
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeAlias
 from ._lazy import lazy_exports as _lazy_exports
 
 __all__ = [
+    "DEFAULT_OUTPUT_CAP",
     "ChatRequest",
     "Chunk",
     "FinishReason",
@@ -28,6 +29,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Usage",
+    "output_cap",
 ]
 
 Role: TypeAlias = Literal["system", "developer", "user", "assistant", "tool"]
@@ -36,6 +38,13 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 #: Normalised finish reasons. Drivers map vendor values onto these and keep the
 #: vendor's own word in ``Response.raw_finish_reason``.
 FinishReason: TypeAlias = Literal["stop", "length", "tool_calls", "content_filter", "other"]
+
+#: Output tokens assumed for a request that sets no ``max_tokens``. The one default behind
+#: :func:`output_cap`: the limiter's token reservation, the budget's worst case and the
+#: ``max_tokens`` Anthropic's wire requires all use it, so they agree on what a request can
+#: cost. A response longer than this (possible on OpenAI, which has no cap unless asked)
+#: settles at its real size: set ``max_tokens`` for a hard bound.
+DEFAULT_OUTPUT_CAP = 4096
 
 
 @dataclass(slots=True, frozen=True)
@@ -112,6 +121,17 @@ class ChatRequest:
         usage settles both afterwards.
         """
         return self.prompt_chars() * 2 // 7 + 4 * len(self.messages) + 3
+
+
+def output_cap(request: ChatRequest, default: int | None = None) -> int:
+    """The most output tokens ``request`` is assumed to produce.
+
+    ``request.max_tokens`` when set, else ``default`` (a driver's or budget's own override),
+    else :data:`DEFAULT_OUTPUT_CAP`.
+    """
+    if request.max_tokens is not None:
+        return request.max_tokens
+    return DEFAULT_OUTPUT_CAP if default is None else default
 
 
 @dataclass(slots=True, frozen=True)
@@ -226,7 +246,10 @@ class Response:
     Attributes:
         text: The generated text.
         finish_reason: Normalised finish reason.
-        usage: Token usage as billed by the provider.
+        usage: Token usage as billed by the provider, or ``None`` when the provider
+            reported none (some servers never do; a stream cut before its usage chunk).
+            Unknown usage is never taken as zero: the limiter keeps the whole token
+            reservation and the budget books the worst case (see ``usage_estimated``).
         provider: Name of the provider (driver instance) that answered.
         model: Model that answered, as the provider reported it.
         latency: Seconds from sending the request to the last byte.
@@ -237,6 +260,9 @@ class Response:
         rate_limits: Rate-limit headers of the answering response, if any.
         cost_usd: Cost in USD when known (set by the cost layer).
         request_id: The logical request id asyncllm assigned.
+        usage_estimated: True when the provider reported no usage, so ``cost_usd`` (and
+            what the budget booked) is the request's worst case: its estimated input
+            tokens plus :func:`output_cap` output tokens, at the model's price.
         chunks: For streamed responses, the text deltas as they arrived (used by the cache
             to replay a stream with its original boundaries); empty otherwise.
         parsed: With ``response_format=`` a pydantic model: the validated instance.
@@ -244,7 +270,7 @@ class Response:
 
     text: str
     finish_reason: FinishReason | None
-    usage: Usage
+    usage: Usage | None
     provider: str
     model: str
     latency: float = 0.0
@@ -255,6 +281,7 @@ class Response:
     rate_limits: RateLimitInfo | None = None
     cost_usd: float | None = None
     request_id: str | None = None
+    usage_estimated: bool = False
     chunks: tuple[str, ...] = field(default=(), repr=False)
     parsed: Any = field(default=None, repr=False, compare=False)
 

@@ -134,7 +134,9 @@ class ChatStream(Response):
                 done = {
                     "finish_reason": r.finish_reason if r else None,
                     "provider": r.provider if r else None,
-                    "output_tokens": r.usage.output_tokens if r else None,
+                    # None when the server reported no usage (it is then booked at its
+                    # worst case and ``r.usage_estimated`` is set).
+                    "output_tokens": r.usage.output_tokens if r and r.usage else None,
                 }
                 await self._body(send, _sse("done", done), more=False)
         except Exception as exc:
@@ -168,7 +170,11 @@ def default_client() -> contextlib.AbstractAsyncContextManager[Client]:
             return
         async with Simulator(output_tokens=24, token_delay=0.02) as sim:
             provider = OpenAICompatibleProvider(
-                name="sim", base_url=sim.openai_base_url, model="sim", api_key="not-a-key"
+                name="sim",
+                base_url=sim.openai_base_url,
+                model="sim",
+                api_key="not-a-key",
+                stream_usage=True,  # the simulator, like vLLM or Ollama, reports stream usage
             )
             async with Client(provider, timeout=60) as client:
                 yield client
@@ -202,7 +208,11 @@ def create_app(
             "text": r.text,
             "provider": r.provider,
             "finish_reason": r.finish_reason,
-            "usage": {"input": r.usage.input_tokens, "output": r.usage.output_tokens},
+            "usage": (
+                None
+                if r.usage is None
+                else {"input": r.usage.input_tokens, "output": r.usage.output_tokens}
+            ),
             "cost_usd": r.cost_usd,
         }
 

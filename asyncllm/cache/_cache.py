@@ -429,11 +429,14 @@ class ResponseCache:
     def statistics(self) -> dict[str, Any]:
         """Counters since creation: ``hits``, ``misses``, ``hit_rate``, ``deduplicated``,
         ``refreshes``, ``bypasses``, ``uncacheable``, ``errors``, ``stored``,
-        ``store_errors``, ``corrupt``, ``backend_errors``; ``in_flight`` shared calls and
-        streams; ``entries`` (memory backends; ``None`` for Redis); ``evictions``."""
+        ``store_errors``, ``corrupt``, ``backend_errors``, ``backend_bypassed``;
+        ``in_flight`` shared calls and streams; ``entries`` (memory backends; ``None`` for
+        Redis); ``evictions``; ``backend_outage`` (the breaker: ``tripped``, ``trips``,
+        ``cooldown``)."""
         out = self._stats.as_dict()
         out["in_flight"] = len(self._flights) + len(self._sharing.flights)
         out["entries"] = self._store.entries()
         out["evictions"] = getattr(self.backend, "evictions", 0)
         out["backend"] = type(self.backend).__name__
+        out["backend_outage"] = self._store.outage.statistics()
         return out

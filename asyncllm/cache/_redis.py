@@ -22,6 +22,7 @@ from aiocache import RedisCache
 from aiocache.serializers import PickleSerializer
 
 from .._exceptions import ConfigurationError
+from .._redis_client import redis_from_url
 from ._serde import ResponseSerializer
 
 __all__ = ["RedisBackend"]
@@ -71,7 +72,8 @@ class RedisBackend(RedisCache):  # type: ignore[misc]
             self.client = client
         elif url is not None:
             # decode_responses=False: entries are bytes, decoded by the serializer.
-            self.client = aioredis.Redis.from_url(url, decode_responses=False)
+            # The library's connect and socket timeouts (a frozen Redis never holds a call).
+            self.client = redis_from_url(url, decode_responses=False)
 
     async def _close(self, *args: Any, _conn: Any = None, **kwargs: Any) -> None:
         if self._owns_client:

@@ -79,7 +79,12 @@ def encode_response(response: Response) -> bytes:
         "tool_calls": [[t.id, t.name, t.arguments] for t in response.tool_calls],
         "finish_reason": response.finish_reason,
         "raw_finish_reason": response.raw_finish_reason,
-        "usage": [u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens],
+        # null: the provider reported no usage (never stored as zeros).
+        "usage": (
+            None
+            if u is None
+            else [u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens]
+        ),
         "provider": response.provider,
         "model": response.model,
         "latency": response.latency,
@@ -138,7 +143,7 @@ def decode_response(data: bytes | str) -> Response:
     if finish not in _FINISH:
         raise InvalidCacheEntry("invalid finish reason")
     usage = doc["usage"]
-    if (
+    if usage is not None and (
         not isinstance(usage, list)
         or len(usage) != len(_USAGE)
         or not all(
@@ -156,7 +161,7 @@ def decode_response(data: bytes | str) -> Response:
     return Response(
         text=text,
         finish_reason=finish,
-        usage=Usage(*usage),
+        usage=None if usage is None else Usage(*usage),
         provider=_str(doc, "provider"),
         model=_str(doc, "model"),
         latency=latency,

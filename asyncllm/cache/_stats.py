@@ -30,6 +30,8 @@ class CacheStats:
         store_errors: Responses that could not be encoded for the backend.
         corrupt: Entries read back invalid (counted as misses, never used).
         backend_errors: Backend operations that failed or timed out (counted as misses).
+        backend_bypassed: Reads and writes skipped because the backend's breaker was open
+            after a failure (reads count as misses).
         restarts: Waiters that started over because the caller hosting their shared call
             left early (only when the cache was not entered, see ``ResponseCache``).
     """
@@ -45,6 +47,7 @@ class CacheStats:
     store_errors: int = 0
     corrupt: int = 0
     backend_errors: int = 0
+    backend_bypassed: int = 0
     restarts: int = 0
 
     def as_dict(self) -> dict[str, Any]:

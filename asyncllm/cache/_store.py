@@ -3,7 +3,10 @@
 A read that finds a corrupt or foreign entry, a backend that is down, or an operation slower
 than ``op_timeout`` all count as a miss (and are counted and logged, key prefix only); a
 write that fails is dropped. A cache is an optimisation: it must never be the reason a
-request fails.
+request fails, nor what makes it slow: a network backend that fails or times out trips an
+:class:`~asyncllm._outage.Outage` breaker, and while it is tripped every read is a miss and
+every write is skipped without touching the backend (counted as ``backend_bypassed``); one
+request at a time probes it after a cool-down (0.5 s, doubling to 30 s).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from aiocache.base import BaseCache
 from aiocache.serializers import NullSerializer
 
 from .._exceptions import ConfigurationError
+from .._outage import Outage
 from .._types import Response
 from . import _events as events
 from ._serde import InvalidCacheEntry, ResponseSerializer
@@ -84,7 +88,7 @@ class Store:
         stats: Where to count stores, corrupt entries and backend errors.
     """
 
-    __slots__ = ("_recent", "_seq", "_stats", "backend", "op_timeout")
+    __slots__ = ("_recent", "_seq", "_stats", "backend", "op_timeout", "outage")
 
     def __init__(self, backend: BaseCache, op_timeout: float | None, stats: CacheStats) -> None:
         check_backend(backend)
@@ -93,6 +97,7 @@ class Store:
         self._stats = stats
         self._recent: OrderedDict[str, tuple[int, Response]] = OrderedDict()
         self._seq = 0
+        self.outage = Outage()
 
     @property
     def seq(self) -> int:
@@ -101,6 +106,10 @@ class Store:
 
     async def read(self, key: str) -> Response | None:
         """The stored response, or ``None`` (missing, corrupt, backend down or slow)."""
+        outage = self.outage
+        if not outage.available():
+            self._stats.backend_bypassed += 1
+            return None
         try:
             if self.op_timeout is None:
                 value = await self.backend.get(key)
@@ -108,15 +117,17 @@ class Store:
                 with anyio.fail_after(self.op_timeout):
                     value = await self.backend.get(key)
         except InvalidCacheEntry as exc:
+            outage.ok()
             self._stats.corrupt += 1
             events.warning("cache_corrupt_entry", key=short(key), reason=str(exc))
             return None
         except Exception as exc:
-            self._stats.backend_errors += 1
-            events.warning(
-                "cache_backend_error", key=short(key), op="get", error=type(exc).__name__
-            )
+            self._backend_failed(key, "get", exc)
             return None
+        except BaseException:
+            outage.abandon()
+            raise
+        outage.ok()
         if value is None:
             return None
         if not isinstance(value, Response) or value.finish_reason is None:
@@ -127,6 +138,10 @@ class Store:
 
     async def write(self, key: str, response: Response, ttl: float | None) -> None:
         """Store ``response`` (already a :func:`stored_copy`); failures are logged, not raised."""
+        outage = self.outage
+        if not outage.available():
+            self._stats.backend_bypassed += 1
+            return
         try:
             if self.op_timeout is None:
                 await self.backend.set(key, response, ttl=ttl)
@@ -134,15 +149,17 @@ class Store:
                 with anyio.fail_after(self.op_timeout):
                     await self.backend.set(key, response, ttl=ttl)
         except ValueError as exc:
+            outage.abandon()
             self._stats.store_errors += 1
             events.warning("cache_store_failed", key=short(key), reason=str(exc))
             return
         except Exception as exc:
-            self._stats.backend_errors += 1
-            events.warning(
-                "cache_backend_error", key=short(key), op="set", error=type(exc).__name__
-            )
+            self._backend_failed(key, "set", exc)
             return
+        except BaseException:
+            outage.abandon()
+            raise
+        outage.ok()
         self._stats.stored += 1
         self._seq += 1
         self._recent[key] = (self._seq, response)
@@ -150,6 +167,14 @@ class Store:
         if len(self._recent) > _RECENT:
             self._recent.popitem(last=False)
         events.debug("cache_store", key=short(key), ttl=ttl)
+
+    def _backend_failed(self, key: str, op: str, exc: Exception) -> None:
+        was_tripped = self.outage.tripped
+        self.outage.failed()
+        self._stats.backend_errors += 1
+        events.warning("cache_backend_error", key=short(key), op=op, error=type(exc).__name__)
+        if not was_tripped:
+            events.warning("cache_backend_bypassed", cooldown=self.outage.statistics()["cooldown"])
 
     def recent_since(self, key: str, seq: int) -> Response | None:
         """A response written for ``key`` after ``seq`` was taken, if still remembered.

@@ -181,6 +181,7 @@ async def _environment_config(stack: AsyncExitStack) -> tuple[RunConfig, str]:
             name="sim-openai",
             base_url=sim.openai_base_url,
             api_key="sim",
+            stream_usage=True,  # the simulator reports usage at the end of streams
         ),
         resolve(
             "anthropic:sim-claude",
@@ -327,8 +328,8 @@ def _record(result: Any) -> dict[str, Any]:
         "provider": r.provider,
         "model": r.model,
         "finish_reason": r.finish_reason,
-        "input_tokens": r.usage.input_tokens,
-        "output_tokens": r.usage.output_tokens,
+        "input_tokens": None if r.usage is None else r.usage.input_tokens,
+        "output_tokens": None if r.usage is None else r.usage.output_tokens,
         "cost_usd": r.cost_usd,
         "cached": r.cached,
         "latency_s": round(r.latency, 4),

@@ -9,7 +9,12 @@ keeps the worst case when the cost is unknown, e.g. a cancelled stream).
 
 A settled cost above the worst case (a response longer than the assumed output cap when the
 request had no ``max_tokens``) is still recorded, so ``spent`` can then pass the limit;
-set ``max_tokens`` for a hard guarantee.
+set ``max_tokens`` for a hard guarantee. Once ``spent`` has reached a limit, every attempt
+counted by it is refused, whatever its price (a free or unpriced one included).
+
+Money is never silently off: an unpriced model under a budget is a ConfigurationError
+naming provider and model (when the client is built, or at its first request) unless it is
+priced (``0`` included) or the budget says ``unknown_price="allow"``/``"refuse"``.
 """
 
 from __future__ import annotations
@@ -18,28 +23,51 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .._exceptions import BudgetExceeded, ConfigurationError
 from .._logging import get_logger
-from ._limit import NANO, AlertKind, BudgetAlert, SpendLimit, period_bounds, to_nano, to_nano_up
-from ._prices import DEFAULT_MAX_TOKENS, Prices, worst_case
+from .._types import ChatRequest as _ChatRequest
+from .._types import Message
+from ._limit import (
+    NANO,
+    AlertKind,
+    BucketRef,
+    BudgetAlert,
+    SpendLimit,
+    over_limit,
+    period_bounds,
+    to_nano,
+    to_nano_up,
+)
+from ._prices import Prices, worst_case
 
 if TYPE_CHECKING:
     from .._hooks import Pricing
     from .._types import ChatRequest
 
-__all__ = ["MemoryBudget"]
+__all__ = ["MemoryBudget", "UnknownPrice"]
+
+#: What a budget does with a model it has no price for: ``"error"`` (default) raises
+#: :class:`~asyncllm.ConfigurationError` naming the provider and model; ``"refuse"`` refuses
+#: each such attempt with :class:`~asyncllm.BudgetExceeded`; ``"allow"`` lets it run
+#: without reserving (an explicit choice to leave that model's spending uncounted).
+UnknownPrice: TypeAlias = Literal["error", "refuse", "allow"]
 
 _log = get_logger("asyncllm.budget")
 
+# What a construction-time price check prices: a one-message request (only "is there a
+# price" matters, not the amount).
+_PROBE_REQUEST = _ChatRequest(messages=(Message("user", "?"),), max_tokens=1)
 
-class BucketRef(Protocol):
-    """What an alert names of a bucket (a memory bucket or a Redis target)."""
 
-    limit: SpendLimit
-    key: str
-    period_start: float
+def _same_prices(a: Pricing, b: Pricing) -> bool:
+    """Two :class:`Prices` built alike (same overrides and provider ids) price alike."""
+    if type(a) is not Prices or type(b) is not Prices:
+        return False
+    return all(
+        getattr(a, k) == getattr(b, k) for k in ("_overrides", "_provider_ids", "_use_updated")
+    )
 
 
 class BudgetBase:
@@ -47,15 +75,18 @@ class BudgetBase:
 
     Args:
         *limits: :class:`SpendLimit` specs, or plain numbers (USD per UTC day).
-        pricing: Prices attempts' worst cases (default: a new :class:`Prices`). Use the
-            same object as the client's ``pricing=``.
+        pricing: Prices attempts' worst cases. Default: the client's ``pricing=`` (the
+            client hands it over when the budget is given to it), else a new
+            :class:`Prices`. Giving the budget and the client two different pricing objects
+            is a :class:`~asyncllm.ConfigurationError`.
         name: The budget's name in errors, statistics and alerts.
         thresholds: Fractions of a limit at which to alert, each once per period.
         on_alert: Called synchronously with a :class:`BudgetAlert`; exceptions it raises
             are logged and swallowed.
-        default_max_tokens: Output tokens assumed for requests without ``max_tokens``.
-        unknown_price: What to do when the model's price is unknown: ``"allow"`` (reserve
-            nothing) or ``"refuse"`` (raise :class:`BudgetExceeded`).
+        default_max_tokens: Output tokens assumed for requests without ``max_tokens``
+            (default: :data:`~asyncllm.DEFAULT_OUTPUT_CAP`, as the limiter and the wire).
+        unknown_price: What to do when the model's price is unknown (:data:`UnknownPrice`):
+            ``"error"`` (default), ``"refuse"`` or ``"allow"``.
         clock: Wall clock in epoch seconds (calendar periods are UTC days and months).
     """
 
@@ -66,8 +97,8 @@ class BudgetBase:
         name: str = "budget",
         thresholds: Sequence[float] = (0.8, 1.0),
         on_alert: Callable[[BudgetAlert], object] | None = None,
-        default_max_tokens: int = DEFAULT_MAX_TOKENS,
-        unknown_price: Literal["allow", "refuse"] = "allow",
+        default_max_tokens: int | None = None,
+        unknown_price: UnknownPrice = "error",
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not limits:
@@ -80,11 +111,12 @@ class BudgetBase:
             raise ConfigurationError(f"limit names must be unique, got {names}")
         if any(not t > 0 for t in thresholds):
             raise ConfigurationError(f"thresholds must be > 0, got {list(thresholds)}")
-        if unknown_price not in ("allow", "refuse"):
+        if unknown_price not in ("error", "refuse", "allow"):
             raise ConfigurationError(
-                f"unknown_price must be 'allow' or 'refuse', got {unknown_price!r}"
+                f"unknown_price must be 'error', 'refuse' or 'allow', got {unknown_price!r}"
             )
         self.name = name
+        self._own_pricing = pricing is not None
         self._pricing: Pricing = pricing if pricing is not None else Prices()
         self._thresholds = tuple(sorted(set(thresholds)))
         self._on_alert = on_alert
@@ -97,9 +129,40 @@ class BudgetBase:
         """The prices worst cases are reserved at."""
         return self._pricing
 
-    def _worst_nano(
+    def bind(self, pricing: Pricing, routes: Sequence[tuple[str, str, str | None, bool]]) -> None:
+        """Adopt the client's prices and check its providers' default models are priced
+        (called by :class:`~asyncllm.Client` when it is built with this budget).
+
+        Args:
+            pricing: The client's pricing (adopted unless the budget was given its own).
+            routes: ``(provider name, kind, default model or None, local)`` per provider.
+
+        Raises:
+            ConfigurationError: Other prices than the client's, or an unpriced default
+                model while ``unknown_price`` is ``"error"``.
+        """
+        if pricing is not self._pricing:
+            if self._own_pricing and not _same_prices(pricing, self._pricing):
+                raise ConfigurationError(
+                    f"budget {self.name!r} and the client were given different pricing "
+                    "objects; pass the same one to both (or only to the client)"
+                )
+            self._pricing = pricing
+        # Bound: a second client with other prices is a mismatch too.
+        self._own_pricing = True
+        if self._unknown_price != "error":
+            return
+        probe = _PROBE_REQUEST
+        for provider, kind, model, local in routes:
+            if model is None or not any(
+                lim.provider in (None, provider, kind) for lim in self.limits
+            ):
+                continue
+            self._check_priced(probe, provider, kind, model, local)
+
+    def _check_priced(
         self, request: ChatRequest, provider: str, kind: str, model: str, local: bool
-    ) -> int:
+    ) -> float | None:
         usd = worst_case(
             self._pricing,
             request,
@@ -109,6 +172,20 @@ class BudgetBase:
             local=local,
             default_max_tokens=self._default_max_tokens,
         )
+        if usd is None and self._unknown_price == "error":
+            raise ConfigurationError(
+                f"budget {self.name!r}: no price for model {model!r} on provider "
+                f"{provider!r} ({kind}), so its spending could not be counted. Price it "
+                f"(Prices(overrides={{({provider!r}, {model!r}): ModelPrice(...)}}), 0 "
+                "included) or build the budget with unknown_price='allow' (uncounted) or "
+                "'refuse'"
+            )
+        return usd
+
+    def _worst_nano(
+        self, request: ChatRequest, provider: str, kind: str, model: str, local: bool
+    ) -> int:
+        usd = self._check_priced(request, provider, kind, model, local)
         if usd is None:
             if self._unknown_price == "refuse":
                 raise BudgetExceeded(f"{self.name} (unknown price of {kind}:{model})", math.inf, 0)
@@ -327,7 +404,7 @@ class MemoryBudget(BudgetBase):
             if b is None:
                 b = self._buckets[key] = _Bucket(lim, key, now)
             b.roll(now)
-            if amount and b.spent + b.reserved + amount > b.limit_nano:
+            if over_limit(b.spent, b.reserved, amount, b.limit_nano):
                 b.refusals += 1
                 if not b.refused_alerted:
                     b.refused_alerted = True

@@ -11,14 +11,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 from .._exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from .._types import ChatRequest
 
-__all__ = ["AlertKind", "BudgetAlert", "Period", "SpendLimit"]
+__all__ = ["AlertKind", "BucketRef", "BudgetAlert", "Period", "SpendLimit", "over_limit"]
 
 #: ``"day"`` and ``"month"`` are calendar periods in UTC; a number is a rolling window of
 #: that many seconds.
@@ -108,6 +108,24 @@ class SpendLimit:
                 return None
             return f"{self.name}[{value}]"
         return str(self.name)
+
+
+def over_limit(spent: int, reserved: int, amount: int, limit: int) -> bool:
+    """Whether an attempt of worst case ``amount`` must be refused (nano-USD).
+
+    It must fit next to what is spent and reserved; and once spending has reached the
+    limit nothing more runs, a free or unpriced attempt included (a ``$0`` limit still lets
+    free attempts through: nothing has been spent).
+    """
+    return spent + reserved + amount > limit or (spent > 0 and spent >= limit)
+
+
+class BucketRef(Protocol):
+    """What an alert names of a bucket (a memory bucket or a Redis target)."""
+
+    limit: SpendLimit
+    key: str
+    period_start: float
 
 
 def period_bounds(period: Period, now: float) -> tuple[str, float, float]:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError
 from .._logging import get_logger
-from .._types import Usage
+from .._types import DEFAULT_OUTPUT_CAP, Usage, output_cap
 
 if TYPE_CHECKING:
     from .._hooks import Pricing
@@ -40,10 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MAX_TOKENS", "LOCAL_KINDS", "ModelPrice", "Prices", "worst_case"]
 
-#: Output tokens assumed for a worst case when the request sets no ``max_tokens``. A
-#: response longer than this still settles at its real cost, so budgets can overshoot by
-#: the difference: set ``max_tokens`` for a hard guarantee.
-DEFAULT_MAX_TOKENS = 4096
+#: Output tokens assumed for a worst case when the request sets no ``max_tokens``: the one
+#: default of :func:`asyncllm.output_cap` (kept under this name for compatibility).
+DEFAULT_MAX_TOKENS = DEFAULT_OUTPUT_CAP
 
 #: Provider kinds that run on the user's own hardware: free unless priced by an override.
 LOCAL_KINDS = frozenset({"openai_compatible", "ollama", "vllm", "lmstudio"})
@@ -221,7 +220,7 @@ class Prices:
         model: str,
         local: bool,
         provider: str = "",
-        default_max_tokens: int = DEFAULT_MAX_TOKENS,
+        default_max_tokens: int | None = None,
     ) -> float | None:
         """The most ``request`` can cost on ``model``: see :func:`worst_case`."""
         return worst_case(
@@ -370,17 +369,18 @@ def worst_case(
     model: str,
     local: bool,
     provider: str = "",
-    default_max_tokens: int = DEFAULT_MAX_TOKENS,
+    default_max_tokens: int | None = None,
 ) -> float | None:
     """The most ``request`` can cost: its estimated input plus its output cap, uncached.
 
     Input is ``request.estimated_input_tokens()`` (a conservative estimate); output is
-    ``request.max_tokens``, or ``default_max_tokens`` when the request sets none. Works
+    :func:`~asyncllm.output_cap` (``request.max_tokens``, else ``default_max_tokens``, else
+    :data:`~asyncllm.DEFAULT_OUTPUT_CAP`). Works
     with any :class:`~asyncllm._hooks.Pricing`.
 
     Returns:
         The cost in USD, or ``None`` when ``pricing`` does not know the model.
     """
-    out = request.max_tokens if request.max_tokens is not None else default_max_tokens
+    out = output_cap(request, default_max_tokens)
     usage = Usage(input_tokens=request.estimated_input_tokens(), output_tokens=out)
     return pricing.cost(provider=provider, kind=kind, model=model, usage=usage, local=local)

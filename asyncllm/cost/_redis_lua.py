@@ -61,7 +61,9 @@ end
 #: KEYS: H, W, L per bucket. ARGV: now, amount, id, lease deadline, n, then per bucket:
 #: limit, window seconds (0: calendar), ttl seconds.
 #: Returns {1, 0, {spent, reserved, refusals}...} when reserved, or
-#: {0, i, {spent, reserved, refusals}, first_refusal} when bucket i cannot fit it.
+#: {0, i, {spent, reserved, refusals}, first_refusal} when bucket i cannot fit it, or {2}
+#: when the reservation was released before it arrived (a caller that timed out while
+#: Redis was frozen: its release may overtake it).
 RESERVE = (
     _HOUSEKEEP
     + """
@@ -70,6 +72,7 @@ local amount = tonumber(ARGV[2])
 local rid = ARGV[3]
 local deadline = ARGV[4]
 local n = tonumber(ARGV[5])
+if n > 0 and redis.call('HDEL', KEYS[1], 'x:' .. rid) == 1 then return {2} end
 local out = {1, 0}
 for i = 1, n do
   local h, w, l = KEYS[3*i-2], KEYS[3*i-1], KEYS[3*i]
@@ -78,7 +81,7 @@ for i = 1, n do
   local window = tonumber(ARGV[b+2])
   housekeep(h, w, l, now, window)
   local s = state(h)
-  if s[1] + s[2] + amount > limit then
+  if s[1] + s[2] + amount > limit or (s[1] > 0 and s[1] >= limit) then
     redis.call('HINCRBY', h, 'refusals', 1)
     s[3] = s[3] + 1
     local first = redis.call('HSETNX', h, 'refused_alert', '1')
@@ -101,7 +104,8 @@ return out
 )
 
 #: KEYS: H, W, L per bucket. ARGV: now, cost, id, n, then per bucket: limit, window, ttl;
-#: then the number of thresholds and the thresholds. Returns per bucket
+#: then the number of thresholds, the thresholds, and "1" when a reservation not found
+#: must be tombstoned (a release that may overtake its reservation). Returns per bucket
 #: {spent, reserved, refusals, "t1,t2" (thresholds newly reached)}.
 SETTLE = (
     _HOUSEKEEP
@@ -112,6 +116,7 @@ local rid = ARGV[3]
 local n = tonumber(ARGV[4])
 local tbase = 4 + 3*n
 local nt = tonumber(ARGV[tbase + 1])
+local tomb = ARGV[tbase + 2 + nt] == '1'
 local out = {}
 for i = 1, n do
   local h, w, l = KEYS[3*i-2], KEYS[3*i-1], KEYS[3*i]
@@ -134,6 +139,8 @@ for i = 1, n do
     redis.call('HINCRBY', h, 'reserved', I(-tonumber(amt)))
     redis.call('HINCRBY', h, 'spent', ARGV[2])
     if window > 0 and cost > 0 then redis.call('ZADD', w, now, rid .. ':' .. ARGV[2]) end
+  elseif tomb and i == 1 then
+    redis.call('HSET', h, 'x:' .. rid, '1')
   end
   local s = state(h)
   local fired = {}

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import InvalidRequestError
-from .._types import ChatRequest, Usage
+from .._types import ChatRequest, Usage, output_cap
 
 if TYPE_CHECKING:
     from ._config import RateLimit
@@ -45,15 +45,15 @@ def usage_tokens(usage: Usage) -> int:
     return usage.input_tokens + usage.output_tokens + usage.cache_write_tokens
 
 
-def reservation_tokens(request: ChatRequest, *, default_output_tokens: int = 1024) -> int:
+def reservation_tokens(request: ChatRequest, *, default_output_tokens: int | None = None) -> int:
     """The tokens to reserve for ``request`` before the call.
 
     The input estimate (deliberately on the high side) plus the most output the request can
-    produce: ``max_tokens``, or ``default_output_tokens`` when it does not set one. The
+    produce: :func:`~asyncllm.output_cap` (``max_tokens``, else ``default_output_tokens``,
+    else the library's one default, the same the budget and Anthropic's wire use). The
     surplus goes back when the permit settles with the real usage.
     """
-    out = request.max_tokens if request.max_tokens is not None else default_output_tokens
-    return request.estimated_input_tokens() + out
+    return request.estimated_input_tokens() + output_cap(request, default_output_tokens)
 
 
 def check_tokens(tokens: int) -> int:

@@ -24,9 +24,10 @@ from .._exceptions import (
     DeadlineExceeded,
     ProviderTimeout,
     RateLimited,
+    scrub_exception,
 )
 from .._hooks import AttemptInfo, AttemptRole
-from .._types import Response, Usage
+from .._types import Response, Usage, output_cap
 from ..quality._accept import judge
 from ..quality._signals import assess
 from ._retry import not_billed, trips_breaker
@@ -41,6 +42,7 @@ __all__ = [
     "attempt_failed",
     "attempt_info",
     "complete_attempt",
+    "price",
     "timeout_error",
     "vet",
 ]
@@ -65,6 +67,27 @@ def attempt_info(call: Call, index: int, role: AttemptRole, number: int) -> Atte
     counters[role] += 1
     rt.observer.attempt_started(info)
     return info
+
+
+def price(call: Call, slot: ProviderSlot, model: str, response: Response) -> float | None:
+    """The response's cost; its worst case when the provider reported no usage.
+
+    Unknown usage is never zero: the request is priced as its estimated input plus
+    :func:`~asyncllm.output_cap` output tokens (what the budget reserved), and the response
+    is marked ``usage_estimated``. The limiter, given ``usage=None``, keeps its reservation.
+    """
+    usage = response.usage
+    if usage is None:
+        request = call.request
+        usage = Usage(request.estimated_input_tokens(), output_cap(request))
+        response.usage_estimated = True
+    return call.rt.pricing.cost(
+        provider=slot.name,
+        kind=slot.kind,
+        model=response.model or model,
+        usage=usage,
+        local=slot.local,
+    )
 
 
 def timeout_error(call: Call, slot: ProviderSlot, model: str, what: str) -> Exception:
@@ -117,13 +140,7 @@ async def complete_attempt(
                         rate_limit_feedback(slot, model, exc)
                         raise
                     done_at = clock()
-                    cost = rt.pricing.cost(
-                        provider=slot.name,
-                        kind=slot.kind,
-                        model=response.model or model,
-                        usage=response.usage,
-                        local=slot.local,
-                    )
+                    cost = price(call, slot, model, response)
                     # Booked before the answer is judged: a rejected answer was paid for.
                     permit.settle(response.usage)
                     reservation.settle(cost)
@@ -228,7 +245,13 @@ def attempt_failed(
     *,
     stream: bool,
 ) -> None:
-    """Book a failed or cancelled attempt: limiter, breaker, latency, observer."""
+    """Book a failed or cancelled attempt: limiter, breaker, latency, observer.
+
+    The error is scrubbed of registered secrets first (its chain, notes and, for groups,
+    sub-errors), before any observer logs it or the caller sees it.
+    """
+    if isinstance(exc, Exception):
+        scrub_exception(exc)
     rt = call.rt
     now = rt.clock()
     info.finished = now

@@ -19,6 +19,7 @@ import anyio
 
 from .._exceptions import AllProvidersFailed, ConfigurationError
 from .._hooks import AttemptRole, Budget, Limiter, NoLimiter, Observer, Pricing
+from .._types import DEFAULT_OUTPUT_CAP, output_cap
 from ._breaker import CircuitBreaker
 from ._budget_tokens import TokenBucket
 from ._context import new_request_id
@@ -42,8 +43,9 @@ __all__ = [
     "loop_time",
 ]
 
-#: Output tokens assumed for limiter reservations when a request sets no ``max_tokens``.
-DEFAULT_OUTPUT_TOKENS = 1024
+#: Output tokens assumed for limiter reservations when a request sets no ``max_tokens``:
+#: the library's one default (see :func:`asyncllm.output_cap`), shared with the budget.
+DEFAULT_OUTPUT_TOKENS = DEFAULT_OUTPUT_CAP
 
 Plan = tuple[int, AttemptRole, float]
 
@@ -284,9 +286,7 @@ class Call:
         self.waits: list[float | None] = [None] * n
         self.errors: list[Exception] = []
         self.budget_denied = False
-        self.tokens = request.estimated_input_tokens() + (
-            request.max_tokens or DEFAULT_OUTPUT_TOKENS
-        )
+        self.tokens = request.estimated_input_tokens() + output_cap(request)
         rt.counters["requests"] += 1
         rt.retry_bucket.deposit()
 

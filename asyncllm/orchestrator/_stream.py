@@ -35,6 +35,7 @@ from ._attempt import (
     Notify,
     attempt_failed,
     attempt_info,
+    price,
     rate_limit_feedback,
     timeout_error,
     vet,
@@ -261,9 +262,7 @@ class StreamAttempt:
             provider=slot.name, model=stream.model or self.model, rate_limits=stream.rate_limits
         )
         usage = response.usage
-        cost = rt.pricing.cost(
-            provider=slot.name, kind=slot.kind, model=response.model, usage=usage, local=slot.local
-        )
+        cost = price(call, slot, self.model, response)
         if self._permit is not None:
             self._permit.settle(usage)
         if self._reservation is not None:

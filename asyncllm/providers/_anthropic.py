@@ -8,15 +8,27 @@ from typing import Any
 
 from .._exceptions import ConfigurationError
 from .._types import ChatRequest, RateLimitInfo, Response
-from ._anthropic_wire import DEFAULT_MAX_TOKENS, AnthropicStream, build_body, message_response
-from ._driver import Backend, Driver, check_backend, resolve_api_key
+from .._version import USER_AGENT
+from ._anthropic_wire import (
+    API_VERSION,
+    DEFAULT_MAX_TOKENS,
+    AnthropicStream,
+    build_body,
+    message_response,
+)
+from ._driver import (
+    Backend,
+    Driver,
+    check_backend,
+    register_driver_secrets,
+    resolve_api_key,
+)
 from ._headers import anthropic_rate_limits
 from ._native import Endpoint, NativeBackend
 
 __all__ = ["AnthropicProvider", "message_response"]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
-API_VERSION = "2023-06-01"
 
 
 class NativeAnthropic(NativeBackend):
@@ -89,6 +101,7 @@ class AnthropicProvider(Driver):
         key = resolve_api_key(api_key, "ANTHROPIC_API_KEY", provider=name, required=client is None)
         if default_max_tokens < 1:
             raise ConfigurationError("default_max_tokens must be at least 1")
+        register_driver_secrets(key, extra_headers, client)
         self._backend: Backend
         if self.backend == "sdk":
             from ._anthropic_sdk import AnthropicSDK
@@ -110,6 +123,7 @@ class AnthropicProvider(Driver):
                 "Content-Type": "application/json",
                 "Accept": "application/json",
                 "anthropic-version": API_VERSION,
+                "User-Agent": USER_AGENT,
             }
             if key:
                 headers["x-api-key"] = key

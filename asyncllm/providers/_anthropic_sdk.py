@@ -16,10 +16,16 @@ JSON object (``parse(to=AsyncStream[object])``) rather than a typed model per ev
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, Unpack
 
+import anyio
+import orjson
+
 from .._types import ChatRequest, Response
-from ._anthropic_wire import build_body, message_response, on_event
+from .._version import USER_AGENT
+from ._anthropic_wire import API_VERSION, build_body, message_response, on_event
 from ._headers import anthropic_rate_limits
 from ._sdk import SDKBackend, SDKBackendStream, SDKSettings
 from ._sdk_wire import split_body
@@ -52,7 +58,12 @@ class AnthropicSDK(SDKBackend):
             base_url=self._base_url,
             max_retries=0,
             timeout=timeout,
-            default_headers=self._extra_headers or None,
+            # The same version and User-Agent as the native backend (one constant each).
+            default_headers={
+                "anthropic-version": API_VERSION,
+                "User-Agent": USER_AGENT,
+                **self._extra_headers,
+            },
             http_client=http.httpx_client(),
         )
 
@@ -79,7 +90,7 @@ class AnthropicSDK(SDKBackend):
 
 
 class _AnthropicSDKStream(SDKBackendStream):
-    __slots__ = ("_ended", "_tools", "_usage")
+    __slots__ = ("_ended", "_gen", "_tools", "_usage")
 
     def __init__(
         self,
@@ -92,6 +103,7 @@ class _AnthropicSDKStream(SDKBackendStream):
     ) -> None:
         super().__init__(backend, client, sdk, body, model=model)
         self._ended = False  # set with ``_finished`` at ``message_stop`` (unused here)
+        self._gen: AsyncGenerator[tuple[str | None, Any], None] | None = None
         self._usage: dict[str, Any] = {}
         # content-block index -> (tool ordinal, argument fragments)
         self._tools: dict[Any, tuple[int, list[str]]] = {}
@@ -102,7 +114,32 @@ class _AnthropicSDKStream(SDKBackendStream):
         stream = await raw.parse(to=self._stream_cls)
         return stream, raw.http_response.headers
 
-    def _on_item(self, ev: Any) -> None:
-        # ``ev`` is the event's JSON object as the SDK decoded it (no model built); the
-        # SDK drops ``ping`` and raises ``error`` events itself.
-        on_event(self, ev)
+    async def __aenter__(self) -> _AnthropicSDKStream:
+        await super().__aenter__()
+        # The SDK's own iterator skips events without an ``event:`` name, which some
+        # Anthropic-compatible servers never send (the data's ``type`` says it all, and
+        # the native backend reads that): read the SDK's decoded SSE events instead.
+        self._gen = self._it = self._events(self._stream)
+        return self
+
+    async def _close(self) -> None:
+        gen, self._gen = self._gen, None
+        if gen is not None:
+            # Closing a broken connection may fail; there is nothing to report then.
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await gen.aclose()
+        await super()._close()
+
+    async def _events(self, stream: Any) -> AsyncGenerator[tuple[str | None, Any], None]:
+        async for sse in stream._iter_events():
+            if sse.event == "ping" or not sse.data:
+                continue
+            yield sse.event, orjson.loads(sse.data)
+
+    def _on_item(self, item: Any) -> None:
+        # ``item`` is ``(event name or None, decoded JSON object)``; ``on_event`` maps
+        # ``error`` events (named or typed) to the asyncllm error, as the native backend.
+        event, obj = item
+        if isinstance(obj, dict) and obj.get("type") == "ping":
+            return
+        on_event(self, obj, event)

@@ -30,6 +30,7 @@ import orjson
 
 from .._exceptions import MalformedResponse
 from .._types import (
+    DEFAULT_OUTPUT_CAP,
     ChatRequest,
     Chunk,
     FinishReason,
@@ -39,12 +40,14 @@ from .._types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    output_cap,
 )
 from ._driver import parsed_response
 from ._errors import error_from_payload
 from ._native import NativeStream
 
 __all__ = [
+    "API_VERSION",
     "JSON_INSTRUCTION",
     "AnthropicStream",
     "EventSink",
@@ -56,7 +59,11 @@ __all__ = [
     "usage_from",
 ]
 
-DEFAULT_MAX_TOKENS = 4096
+DEFAULT_MAX_TOKENS = DEFAULT_OUTPUT_CAP
+#: The ``anthropic-version`` both backends send: the one the installed ``anthropic`` SDK
+#: sends (a test keeps them equal), set explicitly on the SDK client too, so the backends
+#: never ask for different API versions.
+API_VERSION = "2026-10-21"
 JSON_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
 
 _FINISH: dict[str, FinishReason] = {
@@ -84,6 +91,13 @@ def usage_from(u: Mapping[str, Any]) -> Usage:
         cache_read_tokens=read,
         cache_write_tokens=write,
     )
+
+
+def _message_usage(u: Any) -> Usage | None:
+    # Usage a server did not state is unknown (None), never zero (see Response.usage).
+    if not isinstance(u, Mapping) or not isinstance(u.get("output_tokens"), int):
+        return None
+    return usage_from(u)
 
 
 def canonical_arguments(raw: str | Mapping[str, Any] | None) -> str:
@@ -208,7 +222,7 @@ def build_body(
     system, messages = _messages(request)
     body: dict[str, Any] = {
         "model": model,
-        "max_tokens": request.max_tokens or default_max_tokens,
+        "max_tokens": output_cap(request, default_max_tokens),
         "messages": messages,
     }
     fmt = request.response_format
@@ -324,7 +338,7 @@ def on_event(s: EventSink, obj: Mapping[str, Any], event: str | None = None) -> 
         stop = (obj.get("delta") or {}).get("stop_reason")
         s._emit(
             Chunk(
-                usage=usage_from(s._usage),
+                usage=usage_from(s._usage) if "output_tokens" in s._usage else None,
                 finish_reason=finish_reason(stop) if stop else None,
                 raw_finish_reason=stop,
             )
@@ -358,7 +372,7 @@ class AnthropicStream(NativeStream):
 
 def parse_message(
     obj: Mapping[str, Any],
-) -> tuple[str, FinishReason | None, str | None, Usage, tuple[ToolCall, ...], str | None]:
+) -> tuple[str, FinishReason | None, str | None, Usage | None, tuple[ToolCall, ...], str | None]:
     """``(text, finish_reason, raw_finish_reason, usage, tool_calls, model)`` of a message.
 
     Raises:
@@ -383,7 +397,7 @@ def parse_message(
         "".join(texts),
         finish_reason(stop) if stop else None,
         stop,
-        usage_from(obj.get("usage") or {}),
+        _message_usage(obj.get("usage")),
         tuple(tools),
         obj.get("model"),
     )

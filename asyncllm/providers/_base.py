@@ -152,7 +152,7 @@ class StreamAccumulator:
         return Response(
             text="".join(self._parts),
             finish_reason=self.finish_reason,
-            usage=self.usage or Usage(),
+            usage=self.usage,
             provider=provider,
             model=model,
             latency=now - self._started,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, register_secret
 from .._types import Response
 from ._base import BaseProvider
 
@@ -21,14 +22,27 @@ if TYPE_CHECKING:
     from ._base import ProviderStream
     from ._http import HttpResources
 
-__all__ = ["Backend", "BackendName", "Driver", "ParsedAnswer", "parsed_response", "resolve_api_key"]
+__all__ = [
+    "Backend",
+    "BackendName",
+    "Driver",
+    "ParsedAnswer",
+    "parsed_response",
+    "register_driver_secrets",
+    "resolve_api_key",
+]
+
+# Header names whose values are credentials (compared lower-cased).
+_SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie", "signature", "password")
+# Attributes of official SDK clients (OpenAI, Azure OpenAI, Anthropic) that hold credentials.
+_SDK_SECRET_ATTRS = ("api_key", "auth_token", "_azure_ad_token", "azure_ad_token")
 
 BackendName: TypeAlias = Literal["native", "sdk"]
 
 #: A decoded non-streamed answer, as the wire modules' parsers return it:
 #: ``(text, finish_reason, raw_finish_reason, usage, tool_calls, model)``.
 ParsedAnswer: TypeAlias = (
-    "tuple[str, FinishReason | None, str | None, Usage, tuple[ToolCall, ...], str | None]"
+    "tuple[str, FinishReason | None, str | None, Usage | None, tuple[ToolCall, ...], str | None]"
 )
 
 
@@ -64,10 +78,37 @@ def resolve_api_key(
             the environment variable, never a key.
     """
     key = api_key if api_key else (os.environ.get(env) if env else None)
+    register_secret(key)
     if not key and required:
         where = f"set {env} or pass api_key=..." if env else "pass api_key=..."
         raise ConfigurationError(f"provider {provider!r} has no API key: {where}")
     return key or None
+
+
+def register_driver_secrets(
+    key: str | None, extra_headers: Mapping[str, str] | None, client: Any = None
+) -> None:
+    """Register every secret a driver is configured with, so errors and logs scrub them.
+
+    The API key; the values of credential-like ``extra_headers`` (``Authorization``,
+    ``api-key``, ``x-...-token``...); and the credentials a user-built SDK client holds
+    (``api_key``, ``auth_token``, an Azure AD token, its auth headers).
+    """
+    register_secret(key)
+    for name, value in (extra_headers or {}).items():
+        if any(w in name.lower() for w in _SECRET_HEADER_WORDS):
+            register_secret(value)
+    if client is None:
+        return
+    for attr in _SDK_SECRET_ATTRS:
+        register_secret(getattr(client, attr, None))
+    try:
+        auth = client.auth_headers
+    except Exception:  # not an SDK client, or its auth needs an await
+        auth = None
+    if isinstance(auth, Mapping):
+        for value in auth.values():
+            register_secret(value)
 
 
 def parsed_response(

@@ -71,6 +71,9 @@ def _error_fields(body: object) -> tuple[str, str | None, str | None]:
         return body.strip()[:_MAX_MESSAGE], None, None
     if not isinstance(body, Mapping):
         return "", None, None
+    if "error" not in body and "detail" in body:
+        # FastAPI-style servers (LiteLLM proxy, vLLM, many mocks): {"detail": ...}.
+        return _detail(body["detail"]), None, None
     err: Any = body.get("error", body)
     if isinstance(err, str):
         return err[:_MAX_MESSAGE], None, None
@@ -87,6 +90,29 @@ def _error_fields(body: object) -> tuple[str, str | None, str | None]:
         str(etype) if etype is not None else None,
         str(code) if code is not None else None,
     )
+
+
+def _detail(detail: object) -> str:
+    """The message of a ``{"detail": ...}`` body: a string, a list of validation errors
+    (``[{"loc": [...], "msg": ...}]``) or an object with a message."""
+    if isinstance(detail, str):
+        return detail.strip()[:_MAX_MESSAGE]
+    if isinstance(detail, Mapping):
+        inner = detail.get("message") or detail.get("msg") or detail.get("error")
+        if isinstance(inner, (str, Mapping, list)):
+            return _detail(inner)
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, Mapping):
+                msg = item.get("msg") or item.get("message")
+                loc = item.get("loc")
+                where = ".".join(str(x) for x in loc) if isinstance(loc, list) else ""
+                parts.append(f"{where}: {msg}" if where and msg else str(msg or item))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)[:_MAX_MESSAGE]
+    return orjson.dumps(detail).decode("utf-8", "replace")[:_MAX_MESSAGE] if detail else ""
 
 
 def _refine_bad_request(message: str, etype: str | None, code: str | None) -> type[BadRequest]:

@@ -32,7 +32,7 @@ from ._errors import (
     json_instead_of_stream,
     transport_error,
 )
-from ._sse import SSEParser
+from ._sse import SSEParser, looks_like_sse
 
 if TYPE_CHECKING:
     from ._http import HttpResources
@@ -222,17 +222,37 @@ class NativeStream:
         endpoint = self._endpoint
         resp = await endpoint.post(self._body, self.model)
         self.rate_limits = endpoint.parse_limits(resp.headers)
+        head = b""
         if resp.content_type == "application/json":
-            # Some servers answer a stream request with a plain JSON body (often an error).
-            await self._not_a_stream(resp)
+            # Some servers answer a stream request with a plain JSON body (often an error);
+            # others send a real event stream labelled application/json, which the SDKs
+            # parse as a stream: look at the body, not the label.
+            head = await self._peek(resp)
+            if not looks_like_sse(head):
+                await self._not_a_stream(resp, head)
         self._resp = resp
         self._content = resp.content
+        if head:
+            self._feed(head)
         return self
 
-    async def _not_a_stream(self, resp: aiohttp.ClientResponse) -> NoReturn:
+    async def _peek(self, resp: aiohttp.ClientResponse) -> bytes:
+        head = b""
+        try:
+            while len(head.lstrip()) < 8:
+                more = await resp.content.readany()
+                if not more:
+                    break
+                head += more
+        except Exception as exc:
+            resp.close()
+            raise transport_error(exc, provider=self._endpoint.provider, model=self.model) from exc
+        return head
+
+    async def _not_a_stream(self, resp: aiohttp.ClientResponse, head: bytes) -> NoReturn:
         provider = self._endpoint.provider
         try:
-            data = await resp.read()
+            data = head + await resp.content.read()
         except Exception as exc:
             raise transport_error(exc, provider=provider, model=self.model) from exc
         finally:
@@ -303,6 +323,9 @@ class NativeStream:
             if not self._finished:
                 self._error = self._ended_early()
             return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         try:
             for event, payload in self._parser.feed(data):
                 self._on_event(event, payload)

@@ -8,7 +8,14 @@ from typing import Any
 
 from .._exceptions import ConfigurationError
 from .._types import ChatRequest, RateLimitInfo, Response
-from ._driver import Backend, Driver, check_backend, resolve_api_key
+from .._version import USER_AGENT
+from ._driver import (
+    Backend,
+    Driver,
+    check_backend,
+    register_driver_secrets,
+    resolve_api_key,
+)
 from ._headers import openai_rate_limits
 from ._native import Endpoint, NativeBackend
 from ._openai_wire import OpenAIStream, build_body, completion_response
@@ -61,7 +68,12 @@ class OpenAIProvider(Driver):
         client: With ``backend="sdk"``: a ready ``openai.AsyncOpenAI``-compatible client
             (``AsyncAzureOpenAI``...) to use instead of building one. Then no API key is
             needed here.
-        stream_usage: Request the usage chunk at the end of streams.
+        stream_usage: Send ``stream_options: {"include_usage": true}`` with streams, so
+            the server ends them with a usage chunk. Default: on for this provider (OpenAI's
+            API has it), off for :class:`OpenAICompatibleProvider` (strict servers reject
+            the unknown field, and the official SDK never adds it on its own); turn it on
+            for servers that support it (vLLM, Ollama, LiteLLM...). A stream without usage
+            is booked at its worst case (``Response.usage_estimated``).
 
     Raises:
         ConfigurationError: no API key, or an unknown backend.
@@ -72,6 +84,8 @@ class OpenAIProvider(Driver):
     _url_env: str | None = "OPENAI_BASE_URL"
     _default_url: str | None = DEFAULT_BASE_URL
     _key_required = True
+    #: Whether streams ask for a usage chunk unless ``stream_usage=`` says otherwise.
+    _stream_usage_default = True
 
     def __init__(
         self,
@@ -86,10 +100,12 @@ class OpenAIProvider(Driver):
         connect_timeout: float | None = 10.0,
         extra_headers: Mapping[str, str] | None = None,
         client: Any = None,
-        stream_usage: bool = True,
+        stream_usage: bool | None = None,
     ) -> None:
         super().__init__(name, model=model)
         self.backend = check_backend(backend, name)
+        if stream_usage is None:
+            stream_usage = self._stream_usage_default
         url = base_url or (os.environ.get(self._url_env) if self._url_env else None)
         url = url or self._default_url
         if not url:
@@ -101,6 +117,7 @@ class OpenAIProvider(Driver):
             provider=name,
             required=self._key_required and client is None,
         )
+        register_driver_secrets(key, extra_headers, client)
         self._backend: Backend
         if self.backend == "sdk":
             from ._openai_sdk import OpenAISDK
@@ -119,7 +136,11 @@ class OpenAIProvider(Driver):
         else:
             if client is not None:
                 raise ConfigurationError("client=... is for backend='sdk'")
-            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+            headers = {
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+            }
             if key:
                 headers["Authorization"] = f"Bearer {key}"
             if organization:

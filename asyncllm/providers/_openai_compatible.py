@@ -13,6 +13,10 @@ from ._openai import OpenAIProvider
 
 __all__ = ["OpenAICompatibleProvider", "lmstudio", "ollama", "vllm"]
 
+# The presets' servers all support ``stream_options.include_usage``: ask for the usage chunk,
+# so their streams are booked at their real size, not their worst case.
+_PRESET: dict[str, Any] = {"stream_usage": True}
+
 
 class OpenAICompatibleProvider(OpenAIProvider):
     """Any server that speaks OpenAI's ``/chat/completions``.
@@ -34,6 +38,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
     _url_env = None
     _default_url = None
     _key_required = False
+    # Third-party servers: only when asked (``stream_usage=True``), as the official SDK.
+    _stream_usage_default = False
 
     def __init__(
         self,
@@ -57,7 +63,7 @@ def ollama(
 ) -> OpenAICompatibleProvider:
     """An Ollama server (``ollama serve``), local and free."""
     return OpenAICompatibleProvider(
-        name=name, model=model, base_url=base_url, local=True, **options
+        name=name, model=model, base_url=base_url, local=True, **{**_PRESET, **options}
     )
 
 
@@ -70,7 +76,7 @@ def vllm(
 ) -> OpenAICompatibleProvider:
     """A vLLM OpenAI-compatible server (``vllm serve MODEL``), local and free."""
     return OpenAICompatibleProvider(
-        name=name, model=model, base_url=base_url, local=True, **options
+        name=name, model=model, base_url=base_url, local=True, **{**_PRESET, **options}
     )
 
 
@@ -83,5 +89,5 @@ def lmstudio(
 ) -> OpenAICompatibleProvider:
     """An LM Studio local server, local and free."""
     return OpenAICompatibleProvider(
-        name=name, model=model, base_url=base_url, local=True, **options
+        name=name, model=model, base_url=base_url, local=True, **{**_PRESET, **options}
     )

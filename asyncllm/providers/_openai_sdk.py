@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Unpack
 
 from .._types import ChatRequest, Response
+from .._version import USER_AGENT
 from ._headers import openai_rate_limits
 from ._openai_wire import build_body, completion_response, on_chunk
 from ._sdk import SDKBackend, SDKBackendStream, SDKSettings
@@ -52,6 +53,7 @@ class OpenAISDK(SDKBackend):
         super().__init__(parse_limits=openai_rate_limits, **settings)
         self._organization = organization
         self.stream_usage = stream_usage
+        self._options = _OPTIONS
 
     def _import_sdk(self) -> ModuleType:
         import openai
@@ -59,6 +61,10 @@ class OpenAISDK(SDKBackend):
         return openai
 
     def _new_client(self, sdk: ModuleType, http: HttpResources, timeout: Any) -> Any:
+        if not self._api_key:
+            # No key: send no Authorization at all, as the native backend does (the SDK
+            # would send "Bearer EMPTY", the placeholder it must be built with).
+            self._options = {**_OPTIONS, "headers": {"Authorization": sdk.Omit()}}
         return sdk.AsyncOpenAI(
             # Servers without auth (vLLM, Ollama) accept any key; the SDK insists on one.
             api_key=self._api_key or "EMPTY",
@@ -66,16 +72,21 @@ class OpenAISDK(SDKBackend):
             organization=self._organization,
             max_retries=0,
             timeout=timeout,
-            default_headers=self._extra_headers or None,
+            default_headers=self._default_headers(sdk),
             http_client=http.httpx_client(),
         )
+
+    def _default_headers(self, sdk: ModuleType) -> dict[str, Any]:
+        return {"User-Agent": USER_AGENT, **self._extra_headers}
 
     def _body(self, request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
         return build_body(request, model, stream=stream, stream_usage=self.stream_usage)
 
     async def _send(self, client: Any, body: dict[str, Any]) -> Any:
         # ``cast_to=httpx2.Response``: the SDK hands back the response, body read.
-        return await client.post(_PATH, cast_to=self._response_cls, body=body, options=_OPTIONS)
+        return await client.post(
+            _PATH, cast_to=self._response_cls, body=body, options=self._options
+        )
 
     def _response(
         self, obj: dict[str, Any], *, model: str, started: float, rate_limits: Any
@@ -88,11 +99,14 @@ class OpenAISDK(SDKBackend):
         """A token stream for ``request`` on ``model`` (sent on ``__aenter__``)."""
         client, sdk = self._require()
         body = self._body(request, model, stream=True)
-        return _OpenAISDKStream(self, client, sdk, body, model=model)
+        stream = _OpenAISDKStream(self, client, sdk, body, model=model)
+        stream._options = self._options
+        return stream
 
 
 class _OpenAISDKStream(SDKBackendStream):
-    __slots__ = ()
+    __slots__ = ("_options",)
+    _options: dict[str, Any]
 
     async def _start(self) -> tuple[Any, Any]:
         # The SDK's stream over the response (its SSE decoding, ``[DONE]`` and error
@@ -102,7 +116,7 @@ class _OpenAISDKStream(SDKBackendStream):
             _PATH,
             cast_to=object,
             body=self._body,
-            options=_OPTIONS,
+            options=self._options,
             stream=True,
             stream_cls=self._stream_cls,
         )

@@ -60,7 +60,11 @@ def usage_from(prompt: int, completion: int, cached: int) -> Usage:
     return Usage(input_tokens=prompt, output_tokens=completion, cache_read_tokens=cached)
 
 
-def _usage(u: Mapping[str, Any]) -> Usage:
+def _usage(u: Any) -> Usage | None:
+    # Usage the server did not state is unknown (None), never zero: a zero would make the
+    # request free to budgets and refund its whole token reservation to the limiter.
+    if not isinstance(u, Mapping) or not isinstance(u.get("completion_tokens"), int):
+        return None
     details = u.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
     return usage_from(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0, cached or 0)
@@ -193,7 +197,9 @@ def on_chunk(s: ChunkSink, obj: Mapping[str, Any]) -> None:
     elif obj.get("error"):
         raise error_from_payload(obj, provider=s.provider, model=s.model)
     if usage:
-        s._emit(Chunk(usage=_usage(usage)))
+        known = _usage(usage)
+        if known is not None:
+            s._emit(Chunk(usage=known))
 
 
 class OpenAIStream(NativeStream):
@@ -215,7 +221,7 @@ class OpenAIStream(NativeStream):
 
 def parse_completion(
     obj: Mapping[str, Any],
-) -> tuple[str, FinishReason | None, str | None, Usage, tuple[ToolCall, ...], str | None]:
+) -> tuple[str, FinishReason | None, str | None, Usage | None, tuple[ToolCall, ...], str | None]:
     """``(text, finish_reason, raw_finish_reason, usage, tool_calls, model)`` of a completion.
 
     Raises:
@@ -243,7 +249,7 @@ def parse_completion(
         content,
         finish_reason(raw_finish) if raw_finish else None,
         raw_finish,
-        _usage(usage) if usage else Usage(),
+        _usage(usage),
         tools,
         obj.get("model"),
     )

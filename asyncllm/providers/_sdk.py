@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import anyio
 
@@ -37,6 +37,7 @@ from ._errors import (
     json_instead_of_stream,
 )
 from ._sdk_wire import header_dict, json_object, sdk_error
+from ._sse import looks_like_sse
 
 if TYPE_CHECKING:
     from ._http import HttpResources
@@ -118,13 +119,17 @@ class SDKStream:
             await self._not_a_stream(stream)
         return self
 
-    async def _not_a_stream(self, stream: Any) -> NoReturn:
-        # As the native backend does: a JSON body where a stream was asked for.
+    async def _not_a_stream(self, stream: Any) -> None:
+        # As the native backend does: a JSON body where a stream was asked for is an error,
+        # unless the body is an event stream after all (mislabelled): then the SDK's
+        # iterator replays the body just read (httpx keeps it) as the stream it is.
         failure: ProviderError | None = None
         try:
             data = await stream.response.aread()
         except Exception as exc:
             failure = self._map(exc)
+        if failure is None and looks_like_sse(data):
+            return
         await self._close()
         if failure is not None:
             raise failure  # unchained: the SDK error holds the request (API key included)

@@ -19,12 +19,20 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-__all__ = ["SSEEvent", "SSEParser"]
+__all__ = ["SSEEvent", "SSEParser", "looks_like_sse"]
 
 #: ``(event name or None, data bytes)``.
 SSEEvent: TypeAlias = tuple[str | None, bytes]
 
 _DATA_PREFIX = b"data: "
+_FIELD_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
+
+
+def looks_like_sse(head: bytes) -> bool:
+    """Whether a body that begins with ``head`` is an event stream, whatever its
+    ``Content-Type`` says (some servers label their streams ``application/json``; the
+    official SDKs parse a requested stream as SSE regardless of the label)."""
+    return head.lstrip().startswith(_FIELD_STARTS)
 
 
 class SSEParser:

@@ -121,7 +121,10 @@ def all_of(*checks: Predicate) -> Predicate:
 def not_truncated(response: Response) -> Verdict:
     """Reject an answer cut off by the output limit (``finish_reason == "length"``)."""
     if response.finish_reason == "length":
-        return f"truncated: finish_reason=length after {response.usage.output_tokens} tokens"
+        usage = response.usage
+        if usage is None:
+            return "truncated: finish_reason=length"
+        return f"truncated: finish_reason=length after {usage.output_tokens} tokens"
     return None
 
 

@@ -58,7 +58,7 @@ def assess(request: ChatRequest, response: Response, rejected: str | None = None
             False,
             0,
             0,
-            response.usage.output_tokens,
+            None if response.usage is None else response.usage.output_tokens,
             rejected,
         )
     structured = invalid_json = False
@@ -80,7 +80,7 @@ def assess(request: ChatRequest, response: Response, rejected: str | None = None
         invalid_json,
         len(calls),
         bad_args,
-        response.usage.output_tokens,
+        None if response.usage is None else response.usage.output_tokens,
         rejected,
     )
 

@@ -155,8 +155,11 @@ class LoggingObserver:
             fields["model"] = response.model
             if response.time_to_first_token is not None:
                 fields["ttft"] = round(response.time_to_first_token, 6)
-            fields["input_tokens"] = response.usage.input_tokens
-            fields["output_tokens"] = response.usage.output_tokens
+            if response.usage is not None:
+                fields["input_tokens"] = response.usage.input_tokens
+                fields["output_tokens"] = response.usage.output_tokens
+            else:
+                fields["usage_estimated"] = True
             if response.cost_usd is not None:
                 fields["cost_usd"] = response.cost_usd
             self._log.info("llm.request", **fields)

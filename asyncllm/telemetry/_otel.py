@@ -91,7 +91,9 @@ def _request_attributes(request: ChatRequest, model: str | None) -> dict[str, An
     return attrs
 
 
-def _usage_attributes(usage: Usage) -> dict[str, Any]:
+def _usage_attributes(usage: Usage | None) -> dict[str, Any]:
+    if usage is None:  # the provider reported none: no token attributes, not zeros
+        return {}
     attrs: dict[str, Any] = {
         "gen_ai.usage.input_tokens": usage.input_tokens,
         "gen_ai.usage.output_tokens": usage.output_tokens,

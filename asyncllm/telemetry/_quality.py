@@ -77,7 +77,8 @@ class QualityCounts:
         if q.rejected is not None:
             self.rejected += 1
             _bump(self.rejections, reason_code(q.rejected))
-        self.output_tokens.add(q.output_tokens)
+        if q.output_tokens is not None:
+            self.output_tokens.add(q.output_tokens)
 
     def merge(self, other: QualityCounts) -> None:
         """Add ``other``'s counts to these (several models of one provider, say)."""

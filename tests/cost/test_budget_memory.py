@@ -243,8 +243,11 @@ async def test_rolling_window_forgets_old_spend() -> None:
 async def test_local_and_unknown_prices() -> None:
     b = budget(SpendLimit(0.0))
     await spend(b, req(), None, kind="vllm", provider="gpu", local=True)  # free: always fits
+    with capture_logs(), pytest.raises(ConfigurationError, match="unpriced-model"):
+        await spend(b, req(), None, model="unpriced-model")  # unknown: never silently free
+    allowed = budget(SpendLimit(1.0), unknown_price="allow")
     with capture_logs():
-        await spend(b, req(), None, model="unpriced-model")  # unknown: allowed, reserves 0
+        await spend(allowed, req(), None, model="unpriced-model")  # explicitly uncounted
     strict = budget(SpendLimit(10.0), unknown_price="refuse")
     with capture_logs(), pytest.raises(BudgetExceeded, match="unknown price"):
         await spend(strict, req(), None, model="unpriced-model")

@@ -262,16 +262,24 @@ async def test_unreachable_redis_fails_closed_or_open() -> None:
     closed = make(dead, SpendLimit(10.0))
     with pytest.raises(BudgetUnavailable, match="unavailable"):
         await spend(closed, req(), None)
-    opened = make(dead, SpendLimit(10.0), fail_open=True)
+    opened = make(dead, SpendLimit(10.0), on_redis_error="allow")
     await spend(opened, req(), None)
     assert closed.statistics()["errors"] == 1 and opened.statistics()["errors"] == 1
     await dead.aclose()
 
 
-async def test_free_requests_do_not_touch_redis() -> None:
-    dead = Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
-    b = make(dead, SpendLimit(0.0))
-    async with b.reserve(req(), provider="gpu", kind="vllm", model="x", local=True) as res:
+async def test_free_and_unpriced_requests_are_refused_once_the_limit_is_passed(
+    redis: Redis,
+) -> None:
+    b = make(redis, SpendLimit(0.01), unknown_price="allow")
+    free = {"provider": "gpu", "kind": "vllm", "model": "x", "local": True}
+    async with b.reserve(req(), **free) as res:  # nothing spent yet: a free request runs
         res.settle(0.0)
-    assert b.statistics()["errors"] == 0
-    await dead.aclose()
+    await spend(b, req(max_tokens=1), 0.02)  # a long answer settles above the limit
+    for _ in range(20):
+        with pytest.raises(BudgetExceeded):
+            async with b.reserve(req(), **free):
+                pass
+        with pytest.raises(BudgetExceeded):
+            async with b.reserve(req(), **{**KW, "model": "unpriced"}):
+                pass

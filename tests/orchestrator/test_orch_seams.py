@@ -22,6 +22,7 @@ from asyncllm import (
     ServerError,
     Usage,
 )
+from asyncllm._types import DEFAULT_OUTPUT_CAP
 from asyncllm.abc import CacheMode, Route
 from asyncllm.testing import FakeProvider, FakeReply
 
@@ -64,7 +65,7 @@ async def test_default_output_estimate_without_max_tokens() -> None:
     async with Client(fake, limits={"a": limiter}, log=False) as client:
         await client.complete("hi")
     tokens = limiter.events[0][1]
-    assert tokens == fake.calls[0].estimated_input_tokens() + 1024
+    assert tokens == fake.calls[0].estimated_input_tokens() + DEFAULT_OUTPUT_CAP
 
 
 async def test_429_pauses_and_informs_the_limiter_not_the_breaker() -> None:

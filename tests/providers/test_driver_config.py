@@ -172,3 +172,23 @@ async def test_user_supplied_sdk_clients() -> None:
             await oai.close()
             await ant.close()
         assert sim.stats.completed == 4
+
+
+@pytest.mark.parametrize("backend", ["native", "sdk"])
+async def test_local_presets_ask_for_stream_usage(backend: str) -> None:
+    # vLLM, Ollama and LM Studio report usage on streams when asked: their streams are booked
+    # at their real size. A generic compatible server is only asked when stream_usage=True.
+    async with Simulator(output_tokens=4) as sim:
+        http = HttpResources()
+        preset = ollama("llama3", base_url=sim.openai_base_url, backend=backend)
+        generic = OpenAICompatibleProvider(base_url=sim.openai_base_url, model="m", backend=backend)
+        usages = []
+        try:
+            for p in (preset, generic):
+                await p.open(http)
+                async with p.stream(req()) as s:
+                    usages.append([c.usage async for c in s if c.usage is not None])
+        finally:
+            await http.aclose()
+    assert [u.output_tokens for u in usages[0]] == [4]
+    assert usages[1] == []
