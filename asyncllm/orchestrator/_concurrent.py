@@ -129,11 +129,16 @@ class Engine:
         if hedge.stagger is None:
             return self.delay
         call = self.call
-        window = call.rt.slots[leg.index].window(call.models[leg.index], call.stream)
-        if len(window) < hedge.min_samples:
-            return self.delay
-        q = window.quantile(hedge.stagger_quantile)
-        return self.delay if q is None else max(hedge.min_delay, q)
+        # The backup's provider; while it has too few samples (a provider that only ever
+        # serves backups learns slowly), the primary's: either says when a leg usually
+        # answers.
+        for i in (leg.index, 0):
+            window = call.rt.slots[i].window(call.models[i], call.stream)
+            if len(window) >= hedge.min_samples:
+                q = window.quantile(hedge.stagger_quantile)
+                if q is not None:
+                    return max(hedge.min_delay, q)
+        return self.delay
 
     # -- the loop -------------------------------------------------------------------------
 

@@ -83,8 +83,9 @@ class Hedge:
         stagger: Seconds between one backup and the next, ``0`` to send the next as soon as
             the previous went out, ``None`` to wait ``delay`` again, or ``"adaptive"``: the
             ``stagger_quantile`` of the latency observed on the backup's provider ("the
-            backup would usually have answered by now"); the delay until that provider
-            has ``min_samples`` latencies.
+            backup would usually have answered by now"), or the primary's while the
+            backup's provider has fewer than ``min_samples`` latencies, or the delay while
+            both have.
         stagger_quantile: Quantile used by the adaptive stagger.
         budget: Backups allowed as a fraction of primary requests (token bucket).
         burst: Backups the budget lets through in a burst (the bucket's capacity).

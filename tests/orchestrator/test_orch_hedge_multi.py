@@ -90,6 +90,22 @@ async def test_adaptive_stagger_follows_the_backup_providers_latency(looptime: f
     assert [round(t - t0, 3) for _, t in starts[5:]] == [0.0, 0.5, 0.6]
 
 
+async def test_adaptive_stagger_uses_the_primarys_window_while_the_backups_is_cold(
+    looptime: float,
+) -> None:
+    starts: list[tuple[str, float]] = []
+    a = timed("a", [0.1] * 5 + [5.0], starts)  # a learns p90 = 0.1 s; b has no samples
+    b = timed("b", [5.0], starts)
+    c = timed("c", [0.05], starts)
+    hedge = Hedge(delay=0.5, min_samples=5, max_attempts=3, burst=5)
+    async with Client([a, b, c], strategy=hedge, log=False) as client:
+        for _ in range(5):
+            await client.complete("hi")
+        t0 = float(looptime)
+        assert (await client.complete("hi")).provider == "c"
+    assert [(n, round(t - t0, 3)) for n, t in starts[5:]] == [("a", 0.0), ("b", 0.5), ("c", 0.6)]
+
+
 async def test_adaptive_stagger_waits_the_delay_until_warm(looptime: float) -> None:
     starts: list[tuple[str, float]] = []
     a = timed("a", [5.0, 5.0, 0.05], starts)
