@@ -4,7 +4,7 @@ Regenerate after upgrading genai-prices::
 
     python -m asyncllm.cost._price_build
 
-It writes ``asyncllm/cost/price_index.json``; ``tests/cost/test_price_index.py`` fails when
+It writes ``asyncllm/cost/price_index.jsonl``; ``tests/cost/test_price_index.py`` fails when
 the committed file disagrees with the installed genai-prices. This module imports
 genai-prices (~0.2 s, +20 MB) and is never imported by the request path.
 
@@ -109,8 +109,20 @@ def build() -> dict[str, Any]:
 
 
 def dumps(index: dict[str, Any]) -> bytes:
-    """The index file's bytes (stable: a rebuild of the same data is byte-identical)."""
-    return orjson.dumps(index) + b"\n"
+    """The index file's bytes (stable: a rebuild of the same data is byte-identical).
+
+    JSON lines: first the header (format, version, and per provider its id, provider match
+    and fallbacks), then one line of models per provider in the same order, so a lookup
+    parses the header and the one provider it needs (~0.2 ms), not the whole file.
+    """
+    providers = index["providers"]
+    head = {
+        "format": index["format"],
+        "genai_prices": index["genai_prices"],
+        "providers": [{k: v for k, v in p.items() if k != "models"} for p in providers],
+    }
+    lines = [orjson.dumps(head), *(orjson.dumps(p["models"]) for p in providers)]
+    return b"\n".join(lines) + b"\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,8 @@ and the parts are added back, so a driver passing Anthropic's numbers through is
 priced right.
 
 Start-up: genai-prices' data is a 1.6 MB module (~0.2 s and ~20 MB to import), so it is
-not imported at all when the compact index (``price_index.json``, see ``_price_index``)
-built from the installed genai-prices version can answer: reading it costs ~2 ms on the
+not imported at all when the compact index (``price_index.jsonl``, see ``_price_index``)
+built from the installed genai-prices version can answer: reading it costs ~0.5 ms on the
 first lookup. genai-prices itself is imported only for what the index cannot answer (or when
 it is stale, or with ``use_updated_prices``).
 
@@ -152,7 +152,7 @@ class Prices:
 
     Implements the :class:`~asyncllm._hooks.Pricing` protocol. Lookups are cached per
     (provider, kind, model), so pricing a response costs a dict lookup and a few
-    multiplications. The first lookup reads the compact price index (~2 ms); genai-prices
+    multiplications. The first lookup reads the compact price index (~0.5 ms); genai-prices
     itself (~0.2 s to import) is loaded only for a model the index cannot resolve, or when
     the index is stale. :meth:`load` does the reading at a time of your choosing.
 
@@ -202,10 +202,18 @@ class Prices:
         self._unknown = 0
 
     def load(self) -> None:
-        """Read the price data now (blocking): the compact index (~2 ms), or genai-prices'
+        """Read the price data now (blocking): the compact index (~0.5 ms), or genai-prices'
         bundled data (~0.2 s) when the index is stale or ``use_updated_prices`` is set."""
         if self._use_updated or _index() is None:
             self._data_snapshot()
+
+    async def aload(self) -> None:
+        """:meth:`load` without blocking the event loop for long: the compact index is read
+        here (~0.5 ms); genai-prices, when it is needed, is imported in a worker thread."""
+        if self._use_updated or _index() is None:
+            import anyio.to_thread
+
+            await anyio.to_thread.run_sync(self._data_snapshot)
 
     def cost(
         self, *, provider: str, kind: str, model: str, usage: Usage, local: bool
@@ -346,7 +354,7 @@ def _index() -> PriceIndex | None:
         if index is None:
             _log.warning(
                 "cost.price_index_stale",
-                detail="price_index.json does not match the installed genai-prices; using "
+                detail="price_index.jsonl does not match the installed genai-prices; using "
                 "genai-prices directly (slower start). Regenerate: "
                 "python -m asyncllm.cost._price_build",
             )

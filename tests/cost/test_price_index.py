@@ -25,7 +25,7 @@ TODAY = datetime.now(tz=UTC).date()
 def test_committed_index_matches_the_installed_genai_prices() -> None:
     # Fails after a genai-prices upgrade until `python -m asyncllm.cost._price_build` is run.
     assert INDEX_PATH.read_bytes() == dumps(build()), (
-        "asyncllm/cost/price_index.json is stale: run python -m asyncllm.cost._price_build"
+        "asyncllm/cost/price_index.jsonl is stale: run python -m asyncllm.cost._price_build"
     )
 
 
