@@ -116,13 +116,15 @@ def dumps(index: dict[str, Any]) -> bytes:
     parses the header and the one provider it needs (~0.2 ms), not the whole file.
     """
     providers = index["providers"]
-    head = {
-        "format": index["format"],
-        "genai_prices": index["genai_prices"],
-        "providers": [{k: v for k, v in p.items() if k != "models"} for p in providers],
-    }
-    lines = [orjson.dumps(head), *(orjson.dumps(p["models"]) for p in providers)]
-    return b"\n".join(lines) + b"\n"
+    lines = [orjson.dumps(p["models"]) + b"\n" for p in providers]
+    heads = []
+    at = 0
+    for p, line in zip(providers, lines, strict=True):
+        # Where its models line starts, counted from the end of the header line.
+        heads.append({**{k: v for k, v in p.items() if k != "models"}, "at": [at, len(line)]})
+        at += len(line)
+    head = {"format": index["format"], "genai_prices": index["genai_prices"], "providers": heads}
+    return orjson.dumps(head) + b"\n" + b"".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
