@@ -14,8 +14,10 @@ pays), talking to one ``asyncllm simulate`` subprocess on loopback. Inside the c
 
 Configurations: raw aiohttp; asyncllm native; asyncllm native with the price index
 disabled (genai-prices loaded on the first priced answer: the figure before issue 16);
-asyncllm SDK backend. Rounds interleave the configurations (shared, noisy machine);
-medians are reported, with the ratio and the difference to raw aiohttp.
+asyncllm SDK backend; the official ``openai`` SDK alone (``AsyncOpenAI`` + one
+``chat.completions.create``): the floor under asyncllm's SDK backend. Rounds interleave
+the configurations (shared, noisy machine); medians are reported, with the ratio and the
+difference to raw aiohttp.
 
 Results: a table on stdout and JSON in ``benchmarks/results/bench_coldstart.json``.
 """
@@ -78,6 +80,23 @@ first = anyio.run(main)
 print(t1 - t0, first)
 """
 
+_SDK = """
+import time, sys
+t0 = time.perf_counter()
+import asyncio, openai
+t1 = time.perf_counter()
+async def main():
+    t = time.perf_counter()
+    async with openai.AsyncOpenAI(api_key=KEY, base_url=URL + "/v1", max_retries=0) as c:
+        r = await c.chat.completions.create(
+            model="gpt-4o-mini", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
+        )
+        assert r.choices[0].message.content
+        return time.perf_counter() - t
+first = asyncio.run(main())
+print(t1 - t0, first)
+"""
+
 _IMPORT_ONLY = """
 import time
 t0 = time.perf_counter()
@@ -100,7 +119,8 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "asyncllm native": (_OURS, {"BACKEND": "native", "LEGACY": False}),
     "asyncllm native, genai-prices (before)": (_OURS, {"BACKEND": "native", "LEGACY": True}),
     "asyncllm sdk": (_OURS, {"BACKEND": "sdk", "LEGACY": False}),
-    "import openai (SDK floor)": (_IMPORT_ONLY.format(module="openai"), {}),
+    "raw openai SDK (the SDK backend's floor)": (_SDK, {}),
+    "import openai": (_IMPORT_ONLY.format(module="openai"), {}),
     "import anthropic": (_IMPORT_ONLY.format(module="anthropic"), {}),
 }
 

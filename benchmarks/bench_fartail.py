@@ -94,6 +94,11 @@ async def run_block(
             tg.start_soon(worker)
 
 
+def _denied(client: Client) -> int:
+    """Backups the allowance refused so far."""
+    return sum(b["denied"] for b in client.statistics()["hedge_budget"].values())
+
+
 def q(values: list[float], p: float) -> float:
     v = sorted(values)
     return v[max(0, min(len(v) - 1, int(p * len(v) + 0.999999) - 1))]
@@ -106,12 +111,14 @@ async def measure(args: argparse.Namespace, stream: bool) -> list[dict[str, Any]
     }
     lat: dict[str, list[float]] = {name: [] for name in clients}
     before: dict[str, dict[str, int]] = {}
+    denied_before: dict[str, int] = {}
     for c in clients.values():
         await c.__aenter__()
     try:
         for name, c in clients.items():
             await run_block(c, args.warmup, args.concurrency, stream, [])
             before[name] = dict(c.statistics()["counters"])
+            denied_before[name] = _denied(c)
         block = max(args.concurrency * 10, args.requests // args.blocks)
         done = 0
         while done < args.requests:
@@ -134,10 +141,12 @@ async def measure(args: argparse.Namespace, stream: bool) -> list[dict[str, Any]
                     "p999_ms": 1000 * q(v, 0.999),
                     "max_ms": 1000 * max(v),
                     "top_ms": [round(1000 * x, 1) for x in sorted(v)[-6:]],
+                    "latencies_ms": [round(1000 * x, 2) for x in v],
                     "extra_sent": d["hedge"] / d["requests"] if d["requests"] else 0.0,
                     "hedge_scheduled": d["hedge_scheduled"],
                     "hedge_sent": d["hedge"],
                     "hedge_unsent": d["hedge_unsent"],
+                    "hedge_denied": _denied(c) - denied_before[name],
                 }
             )
     finally:
@@ -207,6 +216,19 @@ def print_table(report: dict[str, Any]) -> None:
                 f"{r['p999_ms']:8.1f} {b['p99_ms'] / r['p99_ms']:6.2f} "
                 f"{b['p999_ms'] / r['p999_ms']:8.2f} {100 * r['extra_sent']:5.1f}%"
             )
+    pooled: dict[tuple[str, str], list[float]] = {}
+    for rows in report["rounds"]:
+        for r in rows:
+            pooled.setdefault((r["what"], r["name"]), []).extend(r["latencies_ms"])
+    print(f"\npooled over {len(report['rounds'])} rounds")
+    base_p: dict[str, list[float]] = {}
+    for (what, name), v in pooled.items():
+        b = base_p.setdefault(what, v)
+        p99, p999 = q(v, 0.99), q(v, 0.999)
+        print(
+            f"{what + ' ' + name:34} p99 {p99:7.1f} (x{q(b, 0.99) / p99:.2f})  "
+            f"p99.9 {p999:7.1f} (x{q(b, 0.999) / p999:.2f})"
+        )
     lim = report["limit"]
     print(f"\nlimit at {100 * lim['allowance']:.0f}% allowance (exact, this distribution):")
     for p, b in lim["best"].items():

@@ -97,7 +97,51 @@ def fartail() -> None:
     plt.close(fig)
 
 
+def markdown() -> str:
+    """The tables of the three sections, from the JSON results."""
+    out = []
+    cs = _load("bench_coldstart")
+    out.append("| | import | open + first answer | × raw aiohttp | − raw aiohttp |")
+    out.append("|---|---:|---:|---:|---:|")
+    for r in cs["results"]:
+        if r["open_first_ms"]:
+            out.append(
+                f"| {r['name']} | {r['import_ms']:.0f} ms | {r['open_first_ms']:.1f} ms | "
+                f"{r['open_first_vs_raw']:.2f}x | {r['open_first_minus_raw_ms']:+.1f} ms |"
+            )
+        else:
+            out.append(f"| {r['name']} | {r['import_ms']:.0f} ms | | | |")
+    out.append("")
+    mem = _load("bench_memory")
+    out.append("| | RSS after 3,000 requests | × raw aiohttp |")
+    out.append("|---|---:|---:|")
+    for r in mem["results"]:
+        out.append(f"| {r['name']} | {r['rss_mb']:.1f} MB | {r['rss_vs_raw']:.2f}x |")
+    out.append("")
+    ft = _load("bench_fartail")
+    out.append(
+        "| round | | p50 | p99 | p99.9 | p99 cut | p99.9 cut | extra sent | unsent | denied |"
+    )
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for i, rows in enumerate(ft["rounds"], 1):
+        base: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            b = base.setdefault(r["what"], r)
+            out.append(
+                f"| {i} | {r['what']}: {r['name']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                f"{r['p999_ms']:.1f} | {b['p99_ms'] / r['p99_ms']:.2f}x | "
+                f"{b['p999_ms'] / r['p999_ms']:.2f}x | {100 * r['extra_sent']:.1f}% | "
+                f"{r['hedge_unsent']} | {r.get('hedge_denied', '')} |"
+            )
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
+    import sys
+
+    if "--markdown" in sys.argv:
+        print(markdown())
+        raise SystemExit(0)
     for name, fn in (
         ("bench_coldstart", coldstart),
         ("bench_memory", memory),
