@@ -10,8 +10,9 @@ prompts at the same concurrency, in alternating blocks so machine noise hits bot
 - **unhedged**: ``Client(provider)`` (fallback of one provider: one request per call);
 - **hedged**: ``Client(provider, strategy=Hedge())``: adaptive delay = p96 of the latency
   observed for that provider and model (rolling window), a second backup staggered by its
-  p90, backups capped by the default 5% hedge budget. With one provider, the backup goes to the same server again, which draws a
-  fresh latency: another replica, as in Dean & Barroso's "The Tail at Scale" (2013).
+  p90, backups capped by the default 5% hedge budget. With one provider, the backup goes to
+  the same server again, which draws a fresh latency: another replica, as in Dean &
+  Barroso's "The Tail at Scale" (2013).
 
 The hedged client is warmed up first (its adaptive delay needs ``min_samples`` latencies);
 warm-up requests are not counted. Latency is measured end to end around
