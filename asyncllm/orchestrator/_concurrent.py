@@ -129,12 +129,13 @@ class Engine:
         if hedge.stagger is None:
             return self.delay
         call = self.call
-        # The backup's provider; while it has too few samples (a provider that only ever
-        # serves backups learns slowly), the primary's: either says when a leg usually
-        # answers.
-        for i in (leg.index, 0):
+        # The backup's provider once it has 4x min_samples latencies, else the primary's
+        # once it has min_samples. A provider that only serves backups learns slowly, and
+        # its window is mostly censored (backups lose early): from ~50 samples its p90
+        # often lands in the slow mode, which would push later backups past the tail.
+        for i, needed in ((leg.index, 4 * hedge.min_samples), (0, hedge.min_samples)):
             window = call.rt.slots[i].window(call.models[i], call.stream)
-            if len(window) >= hedge.min_samples:
+            if len(window) >= needed:
                 q = window.quantile(hedge.stagger_quantile)
                 if q is not None:
                     return max(hedge.min_delay, q)

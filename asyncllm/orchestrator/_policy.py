@@ -83,9 +83,10 @@ class Hedge:
         stagger: Seconds between one backup and the next, ``0`` to send the next as soon as
             the previous went out, ``None`` to wait ``delay`` again, or ``"adaptive"``: the
             ``stagger_quantile`` of the latency observed on the backup's provider ("the
-            backup would usually have answered by now"), or the primary's while the
-            backup's provider has fewer than ``min_samples`` latencies, or the delay while
-            both have.
+            backup would usually have answered by now") once that provider has
+            ``4 * min_samples`` latencies (a p90 needs more samples than a p96 delay: the
+            backup's window is mostly censored), else the primary's once it has
+            ``min_samples``, else the delay.
         stagger_quantile: Quantile used by the adaptive stagger.
         budget: Backups allowed as a fraction of primary requests (token bucket).
         burst: Backups the budget lets through in a burst (the bucket's capacity).

@@ -90,6 +90,24 @@ async def test_adaptive_stagger_follows_the_backup_providers_latency(looptime: f
     assert [round(t - t0, 3) for _, t in starts[5:]] == [0.0, 0.5, 0.6]
 
 
+async def test_adaptive_stagger_uses_the_backup_providers_window_once_it_is_full(
+    looptime: float,
+) -> None:
+    starts: list[tuple[str, float]] = []
+    # Eight requests: a hangs, b answers its backup in 0.2 s (b learns p90 = 0.2 s; a only
+    # sees censored losers). The ninth: both hang, and the second backup follows b's p90.
+    a = timed("a", [5.0] * 9 + [0.05], starts)
+    b = timed("b", [0.2] * 8 + [5.0], starts)
+    hedge = Hedge(delay=0.5, min_samples=2, max_attempts=3, burst=20)
+    async with Client([a, b], strategy=hedge, log=False) as client:
+        for _ in range(8):
+            assert (await client.complete("hi")).provider == "b"
+        assert len(starts) == 16  # no second backups while b answered in time
+        t0 = float(looptime)
+        assert (await client.complete("hi")).provider == "a"
+    assert [(n, round(t - t0, 3)) for n, t in starts[16:]] == [("a", 0.0), ("b", 0.5), ("a", 0.7)]
+
+
 async def test_adaptive_stagger_uses_the_primarys_window_while_the_backups_is_cold(
     looptime: float,
 ) -> None:
