@@ -1,6 +1,6 @@
 """Every ```python example in docs/ runs (offline: FakeProvider or the Simulator).
 
-A block whose fence says ```python no-run is shown but not run (it needs real API keys or
+A block whose fence says ```python {.no-run} is shown but not run (it needs real API keys or
 a service the docs cannot start). A block that only includes a file from ``examples/``
 (``--8<-- "examples/x.py"``) is checked to exist: tests/examples runs every example.
 """
@@ -64,3 +64,15 @@ def test_example_runs(where: str, code: str, tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, f"{where} failed:\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_fences_render_as_code() -> None:
+    # The site's Markdown (pymdownx.superfences) takes ```python or ```python {.class}; a
+    # bare word after the language (```python no-run) is not a fence there, and the block's
+    # comments render as headings.
+    bad = [
+        (where, fence)
+        for where, fence, _ in BLOCKS
+        if fence.strip() and not re.fullmatch(r"\s*\{[^}]*\}\s*", fence)
+    ]
+    assert bad == []

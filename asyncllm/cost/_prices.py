@@ -11,6 +11,12 @@ exceed ``input_tokens`` is read as Anthropic's raw convention (input excludes ca
 and the parts are added back, so a driver passing Anthropic's numbers through is still
 priced right.
 
+Start-up: genai-prices' data is a 1.6 MB module (~0.2 s and ~20 MB to import), so it is
+not imported at all when the compact index (``price_index.jsonl``, see ``_price_index``)
+built from the installed genai-prices version can answer: reading it costs ~0.5 ms on the
+first lookup. genai-prices itself is imported only for what the index cannot answer (or when
+it is stale, or with ``use_updated_prices``).
+
 Hot path: genai-prices' own calculation costs ~100-200 µs (Decimal arithmetic, unit
 decomposition). Prices are linear in our four usage counts (with a constant per-request
 part), so each (provider, kind, model) is resolved once, its coefficients are measured by
@@ -33,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from .._exceptions import ConfigurationError
 from .._logging import get_logger
 from .._types import DEFAULT_OUTPUT_CAP, Usage, output_cap
+from ._price_index import DEFER, PriceIndex, load_index
 
 if TYPE_CHECKING:
     from .._hooks import Pricing
@@ -144,9 +151,9 @@ class Prices:
 
     Implements the :class:`~asyncllm._hooks.Pricing` protocol. Lookups are cached per
     (provider, kind, model), so pricing a response costs a dict lookup and a few
-    multiplications. ``genai_prices`` is imported on first use (it takes ~0.4 s); call
-    :meth:`load` at start-up, or ``await anyio.to_thread.run_sync(prices.load)``, to keep
-    that off the first request.
+    multiplications. The first lookup reads the compact price index (~0.5 ms); genai-prices
+    itself (~0.2 s to import) is loaded only for a model the index cannot resolve, or when
+    the index is stale. :meth:`load` does the reading at a time of your choosing.
 
     Args:
         overrides: Prices that win over genai-prices, keyed by ``(provider name or kind,
@@ -194,8 +201,18 @@ class Prices:
         self._unknown = 0
 
     def load(self) -> None:
-        """Import genai-prices and its bundled data now (blocking, ~0.4 s once)."""
-        self._data_snapshot()
+        """Read the price data now (blocking): the compact index (~0.5 ms), or genai-prices'
+        bundled data (~0.2 s) when the index is stale or ``use_updated_prices`` is set."""
+        if self._use_updated or _index() is None:
+            self._data_snapshot()
+
+    async def aload(self) -> None:
+        """:meth:`load` without blocking the event loop for long: the compact index is read
+        here (~0.5 ms); genai-prices, when it is needed, is imported in a worker thread."""
+        if self._use_updated or _index() is None:
+            import anyio.to_thread
+
+            await anyio.to_thread.run_sync(self._data_snapshot)
 
     def cost(
         self, *, provider: str, kind: str, model: str, usage: Usage, local: bool
@@ -309,6 +326,12 @@ class Prices:
         return self._snapshot
 
     def _from_genai_prices(self, provider_id: str, model: str) -> _Entry:
+        if not self._use_updated:
+            index = _index()
+            if index is not None:
+                found = index.find(provider_id, model, datetime.now(tz=UTC).date())
+                if found is not DEFER:
+                    return _from_json(found)
         try:
             _, info = self._data_snapshot().find_provider_model(model, None, provider_id, None)
         except LookupError:
@@ -318,6 +341,32 @@ class Prices:
         except Exception:  # an unusual price model: give up on it, never crash a request
             _log.warning("cost.unpriceable_model", provider_id=provider_id, model=model)
             return None
+
+
+_INDEX: list[PriceIndex | None] = []
+
+
+def _index() -> PriceIndex | None:
+    """The process-wide compact index, read once (``None``: missing or stale)."""
+    if not _INDEX:
+        index = load_index()
+        if index is None:
+            _log.warning(
+                "cost.price_index_stale",
+                detail="price_index.jsonl does not match the installed genai-prices; using "
+                "genai-prices directly (slower start). Regenerate: "
+                "python -m asyncllm.cost._price_build",
+            )
+        _INDEX.append(index)
+    return _INDEX[0]
+
+
+def _from_json(found: Any) -> _Entry:
+    if found is None:
+        return None
+    if isinstance(found, dict):
+        return _Tiered(tuple(found["starts"]), tuple(_Linear(*s) for s in found["segments"]))
+    return _Linear(*found)
 
 
 def _measure(model_price: Any) -> _Linear | _Tiered:

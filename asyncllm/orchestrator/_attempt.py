@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
+from anyio.lowlevel import checkpoint_if_cancelled
 
 from .._exceptions import (
     AnswerRejected,
@@ -64,7 +65,8 @@ def attempt_info(call: Call, index: int, role: AttemptRole, number: int) -> Atte
     )
     counters = rt.counters
     counters["attempts"] += 1
-    counters[role] += 1
+    if role != "hedge":  # a backup counts once sent (the hedge engine's ``_notified``)
+        counters[role] += 1
     rt.observer.attempt_started(info)
     return info
 
@@ -130,9 +132,13 @@ async def complete_attempt(
         ) as reservation:
             try:
                 async with slot.limiter.acquire(call.tokens, model=model) as permit:
-                    sent_at = clock()
                     if notify is not None and leg is not None:
+                        # A leg that lost while it queued is not sent (nor charged).
+                        await checkpoint_if_cancelled()
+                        sent_at = clock()
                         notify(leg, None)
+                    else:
+                        sent_at = clock()
                     try:
                         response = await _call_provider(call, slot, model)
                     except BaseException as exc:

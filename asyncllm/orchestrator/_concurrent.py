@@ -11,11 +11,15 @@ small queue (admitted / won / error); the loop:
   replacement takes the place of its next backup, so errors fire the next one at once;
 - on any **other error** cancels everything and raises it;
 - for **hedges**, fires a backup when the latest leg has been *admitted by the limiter*
-  for ``delay`` seconds without winning, if the hedge budget has a token. A leg queued in
-  the limiter has not "fired": its timer has not started and, if it is cancelled before
-  going out, its hedge token is refunded. So a saturated limiter never turns into a hedge
-  storm, and a backup waiting for a slot the primary holds cannot deadlock anything (the
-  primary never waits for it; whichever ends first cancels the other).
+  for ``delay`` seconds (the primary) or ``stagger`` seconds (a backup) without winning,
+  if the hedge budget has a token. A leg queued in the limiter has not "fired": its timer
+  has not started. A backup is *scheduled* when its token is taken and *sent* when its
+  request goes to the provider; one cancelled before that (the primary won meanwhile, or it
+  waited in the limiter or the budget) gets its token back and is not counted as a hedge
+  (``counters``: ``hedge_scheduled``, ``hedge`` = sent, ``hedge_unsent``). So a saturated
+  limiter never turns into a hedge storm, the allowance bounds load that really went out,
+  and a backup waiting for a slot the primary holds cannot deadlock anything (the primary
+  never waits for it; whichever ends first cancels the other).
 
 For streams the winning leg keeps running after it wins: it pumps its chunks into the
 consumer's memory stream (see :class:`ConcurrentStream` in ``_stream_race.py``).
@@ -96,6 +100,9 @@ class Engine:
             self.bucket = rt.hedge_bucket(strategy)
             self.bucket.deposit()
             self.delay = self._hedge_delay(strategy)
+            self.stagger: float | None = (
+                None if strategy.stagger in (None, "adaptive") else float(strategy.stagger)
+            )
             self.initial = 1
         else:
             self.hedge = None
@@ -110,8 +117,29 @@ class Engine:
         window = call.rt.slots[0].window(call.models[0], call.stream)
         if len(window) < hedge.min_samples:
             return hedge.initial_delay
-        q = window.quantile(hedge.quantile)
+        q = window.quantile(hedge.delay_quantile)
         return max(hedge.min_delay, q if q is not None else hedge.initial_delay)
+
+    def _stagger_after(self, leg: Leg) -> float:
+        """How long backup ``leg`` runs unanswered before the next backup."""
+        if self.stagger is not None:
+            return self.stagger
+        hedge = self.hedge
+        assert hedge is not None
+        if hedge.stagger is None:
+            return self.delay
+        call = self.call
+        # The backup's provider once it has 4x min_samples latencies, else the primary's
+        # once it has min_samples. A provider that only serves backups learns slowly, and
+        # its window is mostly censored (backups lose early): from ~50 samples its p90
+        # often lands in the slow mode, which would push later backups past the tail.
+        for i, needed in ((leg.index, 4 * hedge.min_samples), (0, hedge.min_samples)):
+            window = call.rt.slots[i].window(call.models[i], call.stream)
+            if len(window) >= needed:
+                q = window.quantile(hedge.stagger_quantile)
+                if q is not None:
+                    return max(hedge.min_delay, q)
+        return self.delay
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -158,7 +186,10 @@ class Engine:
 
     def _notified(self, leg: Leg, response: Response | None) -> None:
         if response is None:
+            # Admitted, not cancelled, and about to call the provider: the request is sent.
             leg.admitted_at = loop_time()
+            if leg.role == "hedge":
+                self.call.rt.counters["hedge"] += 1
             self._post(leg, "admitted", None)
         elif self._claim(leg):
             self.result = response
@@ -197,7 +228,8 @@ class Engine:
                 break
         if latest is None or latest.admitted_at is None:
             return None
-        return latest.admitted_at + self.delay
+        wait = self._stagger_after(latest) if latest.role == "hedge" else self.delay
+        return latest.admitted_at + wait
 
     def _fire_hedge(self) -> None:
         self.hedges_left -= 1
@@ -209,6 +241,7 @@ class Engine:
             self.bucket.refund()
             self.hedges_left = 0
             return
+        self.call.rt.counters["hedge_scheduled"] += 1
         self._start(index, "hedge", self.call.attempts, 0.0).charged = True
 
     def _start(self, index: int, role: AttemptRole, number: int, wait: float) -> Leg:
@@ -230,6 +263,7 @@ class Engine:
         self.busy[leg.index] -= 1
         if leg.charged and leg.admitted_at is None:
             self.bucket.refund()  # never went out: not a backup request after all
+            self.call.rt.counters["hedge_unsent"] += 1
 
     def _claim(self, leg: Leg) -> bool:
         """Make ``leg`` the winner unless another leg already is; cancel the others."""

@@ -57,31 +57,51 @@ class Race:
 
 @dataclass(slots=True, frozen=True)
 class Hedge:
-    """Hedged requests ("The Tail at Scale", Dean & Barroso 2013).
+    """Hedged requests ("The Tail at Scale", Dean & Barroso 2013), with staggered backups.
 
     Start on the first provider; when no answer (for streams: no first token) has come
     after ``delay``, start a backup on the next provider (the same one again when there is
-    only one). The first success wins and the others are cancelled.
+    only one). If the backup has not answered either after ``stagger``, start another, up
+    to ``max_attempts`` legs in all. The first success wins and the others are cancelled.
+    Every backup spends a token of the hedge allowance (``budget``), and only one whose
+    request was actually sent keeps it spent.
+
+    Why more than one backup: with one, a request whose primary *and* backup are both slow
+    has nothing else to try, and that is what sets p99.9 (see docs/benchmarks.md, "the far
+    tail"). A second backup costs only when the first is late too, so it is cheap.
 
     Attributes:
         delay: Seconds, or ``"adaptive"``: the ``quantile`` of the latency recently observed
             for the primary's provider and model (total latency, or time to first token for
             streams), estimated over a rolling window that accounts for the attempts
             hedging cut short (Kaplan-Meier over censored samples).
-        quantile: Quantile used by the adaptive delay (0.95 hedges the slowest 5%).
-        max_attempts: Most legs started by the hedge (primary included).
+        quantile: Quantile used by the adaptive delay. ``None`` (default) derives it from the
+            allowance: ``1 - 0.8 * budget`` (0.96 for 5%), so first backups use about 80%
+            of it and later, rarer ones fit in the rest.
+        max_attempts: Most legs started by the hedge (primary included): 3 is a primary and
+            up to two backups.
+        stagger: Seconds between one backup and the next, ``0`` to send the next as soon as
+            the previous went out, ``None`` to wait ``delay`` again, or ``"adaptive"``: the
+            ``stagger_quantile`` of the latency observed on the backup's provider ("the
+            backup would usually have answered by now") once that provider has
+            ``4 * min_samples`` latencies (a p90 needs more samples than a p96 delay: the
+            backup's window is mostly censored), else the primary's once it has
+            ``min_samples``, else the delay.
+        stagger_quantile: Quantile used by the adaptive stagger.
         budget: Backups allowed as a fraction of primary requests (token bucket).
         burst: Backups the budget lets through in a burst (the bucket's capacity).
         initial_delay: Adaptive delay used until ``min_samples`` latencies are known.
         min_samples: Latency samples needed before the adaptive delay is trusted (a p95
             of fewer than ~50 samples is mostly noise).
-        min_delay: Floor of the adaptive delay, so a very fast provider is not hedged on
-            noise.
+        min_delay: Floor of the adaptive delay and stagger, so a very fast provider is not
+            hedged on noise.
     """
 
     delay: float | Literal["adaptive"] = "adaptive"
-    quantile: float = 0.95
-    max_attempts: int = 2
+    quantile: float | None = None
+    max_attempts: int = 3
+    stagger: float | Literal["adaptive"] | None = "adaptive"
+    stagger_quantile: float = 0.9
     budget: float = 0.05
     burst: float = 10.0
     initial_delay: float = 1.0
@@ -96,8 +116,16 @@ class Hedge:
             or self.delay < 0
         ):
             raise ConfigurationError("Hedge(delay=...) must be seconds >= 0 or 'adaptive'")
-        if not 0.0 < self.quantile < 1.0:
+        if self.quantile is not None and not 0.0 < self.quantile < 1.0:
             raise ConfigurationError("Hedge(quantile=...) must be between 0 and 1")
+        if not 0.0 < self.stagger_quantile < 1.0:
+            raise ConfigurationError("Hedge(stagger_quantile=...) must be between 0 and 1")
+        if self.stagger not in (None, "adaptive") and (
+            isinstance(self.stagger, bool)
+            or not isinstance(self.stagger, (int, float))
+            or self.stagger < 0
+        ):
+            raise ConfigurationError("Hedge(stagger=...) must be seconds >= 0, 'adaptive' or None")
         if self.max_attempts < 1:
             raise ConfigurationError("Hedge(max_attempts=...) must be at least 1")
         if self.budget < 0 or self.burst < 0:
@@ -109,6 +137,13 @@ class Hedge:
     def adaptive(self) -> bool:
         """True when the delay follows observed latency."""
         return self.delay == "adaptive"
+
+    @property
+    def delay_quantile(self) -> float:
+        """The quantile the adaptive delay uses (``quantile``, or derived from ``budget``)."""
+        if self.quantile is not None:
+            return self.quantile
+        return min(0.999, max(0.5, 1.0 - 0.8 * self.budget))
 
 
 Strategy: TypeAlias = Fallback | Race | Hedge

@@ -167,8 +167,22 @@ class Runtime:
         )
         self.default_models = tuple(s.default_model for s in self.slots)
         self.hedge_buckets: dict[tuple[float, float], TokenBucket] = {}
+        # "hedge" counts backups sent; "hedge_scheduled" those the engine started and
+        # "hedge_unsent" those cancelled before their request went out (not charged).
         self.counters: dict[str, int] = dict.fromkeys(
-            ("requests", "attempts", "primary", "retry", "hedge", "fallback", "race", "lost"), 0
+            (
+                "requests",
+                "attempts",
+                "primary",
+                "retry",
+                "hedge",
+                "hedge_scheduled",
+                "hedge_unsent",
+                "fallback",
+                "race",
+                "lost",
+            ),
+            0,
         )
 
     def hedge_bucket(self, hedge: Hedge) -> TokenBucket:
@@ -193,7 +207,8 @@ class Leg:
     """One attempt started by a concurrent strategy (race or hedge).
 
     Attributes:
-        admitted_at: Event-loop time the limiter admitted it (``None`` while queued).
+        admitted_at: Event-loop time its request was sent, once the limiter admitted it
+            (``None`` while queued, or when it was cancelled before being sent).
         lost: Set when another leg won and this one is being cancelled.
         charged: A hedge-budget token was spent on it (refunded if it never went out).
         done: The leg's task has finished.

@@ -25,6 +25,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio.lowlevel import checkpoint_if_cancelled
 
 from .._exceptions import StreamBroken
 from .._hooks import AttemptRole
@@ -163,6 +164,9 @@ class StreamAttempt:
         pcm = slot.limiter.acquire(call.tokens, model=model)
         self._permit = await pcm.__aenter__()
         self._permit_cm = pcm
+        if self.notify is not None and self.leg is not None:
+            # A leg that lost while it queued is not sent (nor charged).
+            await checkpoint_if_cancelled()
         loop_now = loop_time()
         self.sent_at = sent_at = rt.clock()
         if self.notify is not None and self.leg is not None:

@@ -153,12 +153,16 @@ async def test_full_stack_map_settles_every_layer() -> None:
     assert metric_sum(m, "in_flight") == 0
     assert metric_sum(m, "lost") == counters["lost"]
     fired = sum(x["hedges"]["fired"] for p in m["providers"].values() for x in p.values())
-    assert fired == counters["hedge"]
+    # The observer sees every backup started; the client counts it as a hedge once sent.
+    assert fired == counters["hedge_scheduled"]
+    assert counters["hedge"] + counters["hedge_unsent"] == counters["hedge_scheduled"]
 
     # ...and with the server: every attempt that was not cancelled in a limiter queue
     # reached it, and nothing reached it that was not an attempt.
     unsent_at_most = metric_sum(m, "lost") + metric_sum(m, "cancelled")
     assert counters["attempts"] - unsent_at_most <= server.received <= counters["attempts"]
+    # A backup counted as unsent never reached the server.
+    assert server.received <= counters["attempts"] - counters["hedge_unsent"]
     assert server.completed >= metric_sum(m, "successes") >= len(fresh)
     assert server.faults == 18 and sim.pending_faults == 0
     # A 429 pauses its provider's limiter once per 429 the client read.
