@@ -13,8 +13,7 @@ error status at open) and "unknown" otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 from anyio.lowlevel import checkpoint_if_cancelled
@@ -50,10 +49,23 @@ __all__ = [
 
 ZERO_USAGE = Usage()
 
-#: ``notify(leg, None)`` when the limiter admitted the attempt; ``notify(leg, response)``
-#: when it succeeded, still holding its limiter slot, so a race's or hedge's losers are
-#: cancelled before that slot passes to one of them.
-Notify = Callable[["Leg", "Response | None"], None]
+
+class LegEvents(Protocol):
+    """What a concurrent strategy (race, hedge) is told about one of its legs.
+
+    Named calls, in this order, each at most once per attempt.
+    """
+
+    def admitted(self, leg: Leg) -> None:
+        """The limiter admitted the attempt and it is about to call the provider (a hedge's
+        delay is measured from here, not from while it queued)."""
+        ...
+
+    def answered(self, leg: Leg, response: Response) -> None:
+        """The attempt got an accepted answer. Called while it still holds its limiter
+        slot, so a race's or hedge's losers are cancelled before that slot passes to one of
+        them."""
+        ...
 
 
 def attempt_info(call: Call, index: int, role: AttemptRole, number: int) -> AttemptInfo:
@@ -107,11 +119,11 @@ async def complete_attempt(
     role: AttemptRole,
     number: int,
     leg: Leg | None = None,
-    notify: Notify | None = None,
+    events: LegEvents | None = None,
 ) -> Response:
     """Run one non-streamed attempt on slot ``index`` and return its response.
 
-    ``leg``/``notify`` are given by concurrent strategies (see :data:`Notify`): the hedge
+    ``leg``/``events`` are given by concurrent strategies (see :class:`LegEvents`): the hedge
     timer starts at admission, not while the attempt queues in the limiter. Strategies call
     :func:`~._complete.run_attempt`, which picks this or a consumed stream.
     """
@@ -132,11 +144,11 @@ async def complete_attempt(
         ) as reservation:
             try:
                 async with slot.limiter.acquire(call.tokens, model=model) as permit:
-                    if notify is not None and leg is not None:
+                    if events is not None and leg is not None:
                         # A leg that lost while it queued is not sent (nor charged).
                         await checkpoint_if_cancelled()
                         sent_at = clock()
-                        notify(leg, None)
+                        events.admitted(leg)
                     else:
                         sent_at = clock()
                     try:
@@ -160,8 +172,8 @@ async def complete_attempt(
                         await vet(call, slot, model, response, info, done_at - sent_at)
                     else:
                         info.quality = assess(call.request, response)
-                    if notify is not None and leg is not None:
-                        notify(leg, response)
+                    if events is not None and leg is not None:
+                        events.answered(leg, response)
             except BaseException as exc:
                 if settled:
                     raise

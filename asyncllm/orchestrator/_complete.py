@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._attempt import Notify, complete_attempt
+from ._attempt import LegEvents, complete_attempt
 from ._stream import complete_via_stream
 
 if TYPE_CHECKING:
@@ -32,12 +32,13 @@ async def run_attempt(
     role: AttemptRole,
     number: int,
     leg: Leg | None = None,
-    notify: Notify | None = None,
+    events: LegEvents | None = None,
 ) -> Response:
     """Run one attempt of a ``complete`` call on slot ``index``; return its response.
 
-    ``leg``/``notify`` are given by concurrent strategies (see :data:`~._attempt.Notify`).
+    ``leg``/``events`` are given by concurrent strategies (see
+    :class:`~._attempt.LegEvents`).
     """
     if call.first_token_timeout is not None:
-        return await complete_via_stream(call, index, role, number, leg, notify)
-    return await complete_attempt(call, index, role, number, leg, notify)
+        return await complete_via_stream(call, index, role, number, leg, events)
+    return await complete_attempt(call, index, role, number, leg, events)

@@ -33,7 +33,7 @@ from ..providers import StreamAccumulator
 from ..quality._signals import assess
 from ._attempt import (
     ZERO_USAGE,
-    Notify,
+    LegEvents,
     attempt_failed,
     attempt_info,
     price,
@@ -76,11 +76,11 @@ class StreamAttempt:
         "acc",
         "call",
         "committed",
+        "events",
         "index",
         "info",
         "leg",
         "model",
-        "notify",
         "probe",
         "response",
         "sent_at",
@@ -94,14 +94,14 @@ class StreamAttempt:
         role: AttemptRole,
         number: int,
         leg: Leg | None = None,
-        notify: Notify | None = None,
+        events: LegEvents | None = None,
     ) -> None:
         self.call = call
         self.index = index
         self.slot = call.rt.slots[index]
         self.model = call.models[index]
         self.leg = leg
-        self.notify = notify
+        self.events = events
         self.info = attempt_info(call, index, role, number)
         self.probe = False
         self.sent_at: float | None = None
@@ -164,13 +164,13 @@ class StreamAttempt:
         pcm = slot.limiter.acquire(call.tokens, model=model)
         self._permit = await pcm.__aenter__()
         self._permit_cm = pcm
-        if self.notify is not None and self.leg is not None:
+        if self.events is not None and self.leg is not None:
             # A leg that lost while it queued is not sent (nor charged).
             await checkpoint_if_cancelled()
         loop_now = loop_time()
         self.sent_at = sent_at = rt.clock()
-        if self.notify is not None and self.leg is not None:
-            self.notify(self.leg, None)
+        if self.events is not None and self.leg is not None:
+            self.events.admitted(self.leg)
         self.acc = StreamAccumulator()
         ttft, total = call.first_token_timeout, call.attempt_timeout
         scope = self._scope
@@ -287,10 +287,10 @@ class StreamAttempt:
                 await self._release(billed_unknown=False, settled=True)
                 self._book(exc)
                 raise
-        if self.notify is not None and self.leg is not None:
+        if self.events is not None and self.leg is not None:
             # A complete answer built from a stream wins here, before its slot is released
             # (for a stream the leg already won at its first token: a no-op then).
-            self.notify(self.leg, response)
+            self.events.answered(self.leg, response)
         await self._release(billed_unknown=False, settled=True)
         self.response = response
         if response.rate_limits is not None:
@@ -384,11 +384,11 @@ async def complete_via_stream(
     role: AttemptRole,
     number: int,
     leg: Leg | None = None,
-    notify: Notify | None = None,
+    events: LegEvents | None = None,
 ) -> Response:
     """A complete answer built by consuming a stream (used when a first-token timeout is
     set: only a stream shows the first token)."""
-    attempt = StreamAttempt(call, index, role, number, leg, notify)
+    attempt = StreamAttempt(call, index, role, number, leg, events)
     await attempt.open()
     try:
         async for _ in attempt:
