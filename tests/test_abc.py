@@ -101,3 +101,16 @@ def test_import_asyncllm_does_not_load_the_drivers_or_the_cache() -> None:
         "assert 'asyncllm.cache' in sys.modules and 'asyncllm.providers._openai' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_testing_registers_the_fake_provider_kind() -> None:
+    """``providers/`` names no test double; importing ``asyncllm.testing`` registers it."""
+    code = (
+        "import asyncllm, asyncllm.providers as p\n"
+        "assert 'fake' not in p.available_kinds(), p.available_kinds()\n"
+        "import asyncllm.testing\n"
+        "assert 'fake' in p.available_kinds()\n"
+        "c = asyncllm.Client('fake:m', log=False)\n"
+        "assert type(c.providers[0]).__name__ == 'FakeProvider'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

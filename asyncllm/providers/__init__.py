@@ -60,7 +60,6 @@ _REGISTRY: dict[str, str | Callable[..., Provider]] = {
     "ollama": "asyncllm.providers._openai_compatible:ollama",
     "vllm": "asyncllm.providers._openai_compatible:vllm",
     "lmstudio": "asyncllm.providers._openai_compatible:lmstudio",
-    "fake": "asyncllm.testing._fake:FakeProvider",
 }
 
 
