@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._attempt import LegEvents, complete_attempt
+from ._admission import LegEvents
+from ._attempt import complete_attempt
 from ._stream import complete_via_stream
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ async def run_attempt(
     """Run one attempt of a ``complete`` call on slot ``index``; return its response.
 
     ``leg``/``events`` are given by concurrent strategies (see
-    :class:`~._attempt.LegEvents`).
+    :class:`~._admission.LegEvents`).
     """
     if call.first_token_timeout is not None:
         return await complete_via_stream(call, index, role, number, leg, events)
