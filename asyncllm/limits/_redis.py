@@ -246,7 +246,7 @@ class RedisRateLimiter:
             rooms.append(-1.0 if seen is None else seen[0] + rate * (now - seen[1]))
         pause = max(0.0, batch.pause_until - now)
         numbers = (
-            f"{self._const} {max_wait!r} {pause!r} {rooms[0]!r} {rooms[1]!r} {amount} {batch.delta}"  # noqa: E501
+            f"{self._const} {max_wait!r} {pause!r} {rooms[0]!r} {rooms[1]!r} {amount} {batch.delta}"
         )
         bid = batch.seal() if batch else ""
         lane.calls += 1
@@ -364,9 +364,15 @@ class RedisRateLimiter:
             while True:
                 if self._down_until > time.monotonic():
                     raise LimiterUnavailable(self.name or str(self.config.redis_key), "outage")
-                lease = uuid.uuid4().hex
                 deadline = anyio.current_effective_deadline()
                 max_wait = _FOREVER if math.isinf(deadline) else deadline - anyio.current_time()
+                if time.monotonic() + max_wait < lane.full_until:
+                    # A moment ago nobody could start before this deadline: don't ask.
+                    lane.pass_on()
+                    handed_on = True
+                    await anyio.sleep(max_wait)
+                    return None
+                lease = uuid.uuid4().hex
                 reply = await self._call(lane, "acquire", tokens, lease, max(0.0, max_wait))
                 if reply["granted"]:
                     lane.in_flight += 1
@@ -375,6 +381,7 @@ class RedisRateLimiter:
                         await self._until_start(lane, reply["wait"], lease, tokens)
                     return lease
                 if not reply["concurrency_blocked"]:  # would start after the deadline
+                    lane.full_until = time.monotonic() + reply["wait"]
                     lane.pass_on()
                     handed_on = True
                     await anyio.sleep(reply["wait"])  # the deadline comes first

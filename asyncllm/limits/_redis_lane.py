@@ -60,6 +60,7 @@ class RedisLane:
         "calls",
         "fail_open",
         "flusher",
+        "full_until",
         "head_busy",
         "in_flight",
         "keys",
@@ -81,6 +82,7 @@ class RedisLane:
         self.kick: anyio.Event | None = None  # set while the head sleeps on concurrency
         self.ahead = 0  # admissions of this process granted, waiting for their start
         self.ahead_freed: anyio.Event | None = None
+        self.full_until = -math.inf  # monotonic: no start free before, as last refused
         self.pending = Pending()
         self.retries: deque[Pending] = deque()  # batches whose call failed, oldest first
         self.flusher: asyncio.Task[None] | None = None

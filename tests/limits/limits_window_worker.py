@@ -1,0 +1,72 @@
+"""A worker process for the shared-window test and benchmark.
+
+Runs ``CONCURRENCY`` loops for ``SECONDS``: each takes a permit from a
+``RedisRateLimiter`` (requests only), POSTs one chat request to ``URL`` and, on a 429,
+reports the pause. Prints ``ready``, waits for a line on stdin (so all processes start
+together), then prints JSON: admission stamps (``time.monotonic``, one clock for all
+processes on a machine), HTTP statuses, the limiter's Redis calls and the CPU seconds used.
+
+Usage: python limits_window_worker.py REDIS_URL KEY URL RPM PERIOD SECONDS CONCURRENCY
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import Counter
+
+import aiohttp
+import anyio
+import orjson
+
+from asyncllm.limits import RedisRateLimiter
+from asyncllm.providers._headers import retry_after
+
+_BODY = orjson.dumps({"model": "sim-1", "messages": [{"role": "user", "content": "hi"}]})
+
+
+async def main(argv: list[str]) -> None:
+    redis_url, key, url = argv[:3]
+    rpm, period, seconds, conc = float(argv[3]), float(argv[4]), float(argv[5]), int(argv[6])
+    stamps: list[float] = []
+    statuses: Counter[int] = Counter()
+    async with RedisRateLimiter(rpm=rpm, period=period, url=redis_url, key=key) as lim:
+        await lim.fetch_statistics("sim-1")  # connect and load the script before the start
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        cpu0 = time.process_time()
+        calls0 = lim.statistics()["redis_calls"]
+        conn = aiohttp.TCPConnector(limit=conc)
+        headers = {"content-type": "application/json", "authorization": "Bearer test"}
+        async with aiohttp.ClientSession(connector=conn) as session:
+
+            async def loop() -> None:
+                while True:
+                    async with lim.acquire(0, model="sim-1"):
+                        stamps.append(time.monotonic())
+                        async with session.post(url, data=_BODY, headers=headers) as resp:
+                            await resp.read()
+                            statuses[resp.status] += 1
+                            if resp.status == 429:
+                                lim.pause(retry_after(resp.headers) or 1.0, model="sim-1")
+
+            with anyio.move_on_after(seconds):
+                async with anyio.create_task_group() as tg:
+                    for _ in range(conc):
+                        tg.start_soon(loop)
+        stats = lim.statistics()
+        cpu = time.process_time() - cpu0
+    out = {
+        "stamps": stamps,
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "redis_calls": stats["redis_calls"] - calls0,
+        "acquired": stats["acquired"],
+        "cpu_s": cpu,
+    }
+    sys.stdout.buffer.write(orjson.dumps(out) + b"\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))
