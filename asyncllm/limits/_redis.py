@@ -126,7 +126,7 @@ class RedisRateLimiter:
         poll_interval: Longest sleep when blocked on concurrency held by other processes.
         jitter: Random extra sleep when blocked on concurrency, as a fraction of the wait.
         window_margin: Extra seconds added to ``period`` for the strict sliding window of
-            ``rpm`` requests (absorbs network jitter); default ``min(0.05 * period, 0.25)``.
+            ``rpm`` requests (absorbs network jitter); default ``min(0.02 * period, 0.25)``.
         lookahead: Most admissions of this process scheduled ahead of their start.
         on_redis_error: ``"refuse"`` (fail closed) or ``"allow"`` (fail open, logged).
         outage_retry: Seconds after a Redis failure before the next caller tries Redis again.
@@ -169,7 +169,7 @@ class RedisRateLimiter:
             rpm=rpm, tpm=tpm, max_concurrency=max_concurrency, period=period,
             per_model=per_model, burst=burst, redis_url=url, redis_key=key, lease_ttl=lease_ttl,
         )  # fmt: skip
-        margin = min(0.05 * c.period, 0.25) if window_margin is None else window_margin
+        margin = min(0.02 * c.period, 0.25) if window_margin is None else window_margin
         if not (isinstance(margin, (int, float)) and 0 <= margin < math.inf):
             raise ConfigurationError(f"window_margin must be >= 0 seconds, got {margin!r}")
         self.name = name

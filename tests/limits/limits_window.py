@@ -29,15 +29,19 @@ def jain(xs: list[float]) -> float:
 
 async def run_shared(
     redis_url: str, *, processes: int, rpm: int, period: float, seconds: float,
-    concurrency: int = 16,
+    concurrency: int = 16, env: dict[str, str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """``processes`` workers for ``seconds`` against a window of ``rpm`` per ``period``."""
+    """``processes`` workers for ``seconds`` against a window of ``rpm`` per ``period``.
+
+    ``env`` replaces the workers' environment (the benchmark points ``PYTHONPATH`` at an
+    older asyncllm to measure it in the same run).
+    """
     key = f"win-{uuid.uuid4().hex}"
     async with window_server(rpm, period) as server:
         cmd = [sys.executable, str(WORKER), redis_url, key, server.url + "/chat/completions",
                str(rpm), str(period), str(seconds), str(concurrency)]  # fmt: skip
         procs = [
-            await anyio.open_process(cmd, stdin=subprocess.PIPE, stderr=subprocess.STDOUT)
+            await anyio.open_process(cmd, stdin=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
             for _ in range(processes)
         ]
         outputs: list[dict[str, Any]] = []
