@@ -195,13 +195,24 @@ async def _run(args: argparse.Namespace) -> int:
             display = RichDisplay(console)
         else:
             display = LineDisplay(sys.stderr, args.progress_interval)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_signals, stop, grace)
-            with display:
-                summary = await run_batch(
-                    config, input_path, output, options=options, progress=display.update, stop=stop
-                )
-            tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_watch_signals, stop, grace)
+                with display:
+                    summary = await run_batch(
+                        config,
+                        input_path,
+                        output,
+                        options=options,
+                        progress=display.update,
+                        stop=stop,
+                    )
+                tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The task group wraps what run_batch raised: report the error itself.
+            if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+                raise group.exceptions[0] from None
+            raise
     print_summary(summary, console)
     print(summary.budget_line(), file=sys.stderr)
     if summary.status == "budget":
