@@ -47,7 +47,7 @@ def write_input(path: Path, n: int, *, shapes: bool = True) -> list[str]:
 
 
 def write_config(path: Path, sim: Simulator, *, extra: str = "", price: bool = False) -> Path:
-    price_line = 'price = { input_per_mtok = 1000.0, output_per_mtok = 1000.0 }\n' if price else ""
+    price_line = "price = { input_per_mtok = 1000.0, output_per_mtok = 1000.0 }\n" if price else ""
     path.write_text(
         f"""
 [client]
@@ -115,8 +115,8 @@ async def run_and_signal(
     send ``sig``; returns the exit code."""
     async with await anyio.open_process(args, env=env()) as proc:
         with anyio.fail_after(30):
-            while await lines_in(out) < after_records and proc.returncode is None:
-                await anyio.sleep(0.01)
+            while await lines_in(out) < after_records and proc.returncode is None:  # noqa: ASYNC110
+                await anyio.sleep(0.01)  # polling a file another process writes
         await anyio.sleep(delay)
         if proc.returncode is None:
             proc.send_signal(sig)
