@@ -18,6 +18,7 @@ See ``docs/batch.md`` for the formats, every config key, resume and budget behav
 from __future__ import annotations
 
 from ._config import BatchSettings, RunConfig, build_client, load_config, parse_config
+from ._estimate import Estimate, estimate
 from ._input import (
     BatchInputError,
     BatchItem,
@@ -66,6 +67,7 @@ __all__ = [
     "BatchStatus",
     "BatchSummary",
     "Endpoint",
+    "Estimate",
     "InputScan",
     "LineError",
     "LineFormat",
@@ -74,6 +76,7 @@ __all__ = [
     "RunConfig",
     "build_client",
     "error_record",
+    "estimate",
     "line_error_record",
     "load_config",
     "parse_config",

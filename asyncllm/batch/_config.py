@@ -47,13 +47,16 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .._client import Client
 from .._exceptions import ConfigurationError
 from .._hooks import Budget, Limiter, Observer
 from ..providers import Provider, resolve
 from ._input import ModelRule
+
+if TYPE_CHECKING:
+    from ..cost import Prices
 
 __all__ = ["BatchSettings", "RunConfig", "build_client", "load_config", "parse_config"]
 
@@ -242,6 +245,17 @@ def parse_config(data: Mapping[str, Any]) -> RunConfig:
     )
 
 
+def config_prices(config: RunConfig) -> Prices:
+    """The price table of a config: genai-prices plus the ``price`` overrides."""
+    from ..cost import ModelPrice, Prices
+
+    try:
+        overrides = {key: ModelPrice(**value) for key, value in config.prices.items()}
+    except TypeError as exc:
+        raise ConfigurationError(f"bad price table: {exc}") from exc
+    return Prices(overrides)
+
+
 def build_client(
     config: RunConfig,
     *,
@@ -261,14 +275,9 @@ def build_client(
         log: Add the structured-logging observer.
     """
     from ..cache import ResponseCache
-    from ..cost import MemoryBudget, ModelPrice, Prices, RedisBudget, SpendLimit
+    from ..cost import MemoryBudget, RedisBudget, SpendLimit
 
-    try:
-        overrides = {key: ModelPrice(**value) for key, value in config.prices.items()}
-    except TypeError as exc:
-        raise ConfigurationError(f"bad price table: {exc}") from exc
-
-    prices = Prices(overrides)
+    prices = config_prices(config)
     cache = None
     if config.cache is not None:
         opts = dict(config.cache)

@@ -238,6 +238,10 @@ def _prepare_sync(
         )
     if restart and (has_records or state_path.exists()):
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        n = 0
+        while out.with_name(f"{out.name}.{stamp}{'-' + str(n) if n else ''}.bak").exists():
+            n += 1  # two restarts in one second: never replace an earlier backup
+        stamp += f"-{n}" if n else ""
         if out.exists():
             os.replace(out, out.with_name(f"{out.name}.{stamp}.bak"))
         if state_path.exists():

@@ -304,6 +304,9 @@ async def run_batch(
             lines: AsyncIterator[tuple[int, Any]] = read_lines(input)
         else:
             lines = _numbered(input)
+        aclose = getattr(lines, "aclose", None)
+        if aclose is not None:
+            stack.push_async_callback(aclose)  # the file is closed on every path
         jobs = run.items(lines, state.done, state.done_lines)
         stack.push_async_callback(jobs.aclose)  # type: ignore[attr-defined]
         run.report(force=True)
