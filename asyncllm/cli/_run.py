@@ -95,6 +95,9 @@ def add_parser(sub: Any) -> None:
         choices=("debug", "info", "warning", "error"),
         help="structured events shown on stderr (default: error)",
     )
+    from ._ray import add_ray_arguments
+
+    add_ray_arguments(p)
     p.set_defaults(func=_main)
 
 
@@ -159,6 +162,10 @@ async def _watch_signals(stop: anyio.Event, grace: float) -> None:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.ray:
+        from ._ray import run_on_ray
+
+        return await run_on_ray(args, _default_output)
     console = console_for(sys.stderr)
     async with AsyncExitStack() as stack:
         config, where = await _config(args, stack)
