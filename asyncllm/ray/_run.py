@@ -37,6 +37,7 @@ async def run_file(
     address: str | None = None,
     actors: int = 1,
     redis_url: str | None = None,
+    concurrency: int | None = None,
 ) -> dict[str, Any]:
     """Run a batch file on Ray; returns counts and the CLI exit code under ``"exit_code"``.
 
@@ -47,6 +48,7 @@ async def run_file(
         address: Ray cluster address (default: a local Ray, or the one already started).
         actors: Actors answering requests.
         redis_url: Share limits, cache and budget through this Redis.
+        concurrency: Requests in flight per actor (default: ``[client] concurrency``).
 
     Raises:
         BatchInputError: unreadable input, duplicate ids, an output of another input.
@@ -78,7 +80,7 @@ async def run_file(
     if todo:
         if not ray.is_initialized():
             ray.init(address=address, log_to_driver=False)
-        ds = process(ray.data.from_items(todo), data, actors=actors)
+        ds = process(ray.data.from_items(todo), data, actors=actors, concurrency=concurrency)
         appender = Appender(output, fsync_interval=checked.batch.fsync_interval)
         try:
             await _drain(ds, appender, counts)
