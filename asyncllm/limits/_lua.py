@@ -2,7 +2,8 @@
 
 Keys (one hash tag, so one cluster slot): ``KEYS[1]`` state hash (``r`` request level,
 ``t`` token level, ``ts`` time of the last update, ``p`` paused-until, ``n429`` 429s
-reported); ``KEYS[2]`` concurrency leases (sorted set, member = lease id, score = expiry);
+reported, ``ls`` the last start granted); ``KEYS[2]`` concurrency leases (sorted set,
+member = lease id, score = expiry);
 ``KEYS[3]`` grants (sorted set, member = lease id, score = the granted start time), the
 sliding-window log of requests; ``KEYS[4]`` ids already seen (score = forget-after): batches
 applied and admissions withdrawn, so a command replayed late by a frozen server is a no-op.
@@ -19,7 +20,9 @@ callers across all processes are served in the order they asked (fair shares). T
 - the **strict sliding window**: at most ``rpm`` starts in any ``window`` seconds (the
   period plus a small margin for network jitter), checked against the grants log, so a
   server that counts requests in a strict window never sees more than its limit, from the
-  very first request;
+  very first request; while the window is full, starts are also spaced by ``period / rpm``
+  (``ls`` in the state hash is the last start), so the start burst is not echoed every
+  period (bursts at the window's edge are where jitter turns into 429s);
 - a pause (a 429 said wait) in force.
 
 A start later than ``max_wait`` seconds (the caller's deadline) is not granted: the reply
@@ -58,12 +61,13 @@ local lease_ttl, window, rpm_window, max_wait = a[6], a[7], a[8], a[9]
 local pause_s, obs_r, obs_t, amount, delta = a[10], a[11], a[12], a[13], a[14]
 local batch, lease = ARGV[3], ARGV[4]
 
-local st = redis.call('HMGET', KEYS[1], 'r', 't', 'ts', 'p', 'n429')
+local st = redis.call('HMGET', KEYS[1], 'r', 't', 'ts', 'p', 'n429', 'ls')
 local rl = tonumber(st[1]) or 0
 local tl = tonumber(st[2]) or 0
 local ts = tonumber(st[3]) or now
 local paused = tonumber(st[4]) or 0
 local n429 = tonumber(st[5]) or 0
+local last = tonumber(st[6]) or 0
 if now < ts then now = ts end
 local el = now - ts
 if req_cap > 0 then rl = math.max(0, rl - el * req_rate) end
@@ -130,8 +134,11 @@ if op == 'acquire' then
   if rpm_window > 0 then
     local c = redis.call('ZCARD', KEYS[3])
     if c >= rpm_window then
+      -- The window is full: start when the rpm-th last start leaves it, and no closer than
+      -- the sustained spacing to the last start, so a burst that leaves the window together
+      -- is followed by paced starts, not by the same burst again.
       local nth = redis.call('ZRANGE', KEYS[3], c - rpm_window, c - rpm_window, 'WITHSCORES')
-      start = math.max(start, tonumber(nth[2]) + window)
+      start = math.max(start, tonumber(nth[2]) + window, last + 1 / req_rate)
     end
   end
   if redis.call('ZSCORE', KEYS[4], 'x' .. lease) then
@@ -144,6 +151,7 @@ if op == 'acquire' then
     start = math.max(start, tonumber(first[2]))
   else
     granted = 1
+    if start > last then last = start end
     if req_cap > 0 then rl = rl + 1 end
     if tok_cap > 0 then tl = tl + amount end
     redis.call('ZADD', KEYS[3], start, lease)
@@ -157,7 +165,7 @@ if op == 'acquire' then
 end
 
 redis.call('HSET', KEYS[1], 'r', fmt(rl), 't', fmt(tl), 'ts', fmt(now), 'p', fmt(paused),
-  'n429', fmt(n429))
+  'n429', fmt(n429), 'ls', fmt(last))
 local drain = 0
 if req_cap > 0 then drain = math.max(drain, rl / req_rate) end
 if tok_cap > 0 then drain = math.max(drain, tl / tok_rate) end

@@ -313,9 +313,11 @@ class RedisRateLimiter:
         delay = 0.005 if lane.head_busy else 0.0
         try:
             while lane.unsent():
-                await asyncio.sleep(max(delay, self._down_until - time.monotonic()))
-                if not lane.unsent():
-                    break
+                pause = max(delay, self._down_until - time.monotonic())
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                    if not lane.unsent():
+                        break
                 try:
                     await self._call(lane, "flush")
                     delay = 0.005
