@@ -24,10 +24,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._run import run_file
 from ._shared import check_shared, prepare_config
-from ._stage import BUDGET_REFUSED, AsyncLLMStage, process, record_of
+from ._stage import BUDGET_REFUSED, LIMITER_UNAVAILABLE, AsyncLLMStage, process, record_of
 
 __all__ = [
     "BUDGET_REFUSED",
+    "LIMITER_UNAVAILABLE",
     "AsyncLLMStage",
     "check_shared",
     "prepare_config",

@@ -7,12 +7,14 @@ output's check against that fingerprint and its torn-tail repair, the ids alread
 actors answer them (:func:`~asyncllm.ray.process`), and the driver appends each record as
 its row comes back, one writer, fsynced like the local batch. A row Ray delivers twice (a
 task retried after its actor died) is written once: one record per ``custom_id``. A
-request the budget refused gets no record, so rerunning the same command (with a larger
-budget) sends it; rerunning also finishes a run that was killed.
+request the budget refused, or one refused because the shared limiter's Redis was down,
+gets no record, so rerunning the same command (with a larger budget, once Redis is back)
+sends it; rerunning also finishes a run that was killed.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,19 @@ from typing import Any
 import anyio
 import orjson
 
-from ..batch import EXIT_BUDGET, EXIT_DONE, EXIT_ERRORS, load_config, parse_line, scan_input
+from ..batch import (
+    EXIT_BUDGET,
+    EXIT_DONE,
+    EXIT_ERRORS,
+    EXIT_INTERRUPTED,
+    load_config,
+    parse_line,
+    scan_input,
+)
 from ..batch._output import Appender, prepare_output
 from ..batch._scan import read_lines
 from ._shared import check_shared, prepare_config
-from ._stage import BUDGET_REFUSED, process
+from ._stage import BUDGET_REFUSED, LIMITER_UNAVAILABLE, process
 
 __all__ = ["run_file"]
 
@@ -40,6 +50,11 @@ async def run_file(
     concurrency: int | None = None,
 ) -> dict[str, Any]:
     """Run a batch file on Ray; returns counts and the CLI exit code under ``"exit_code"``.
+
+    The counts: ``written``, ``errors`` (error records written), ``skipped`` (done by an
+    earlier run), ``budget_refused`` and ``limiter_unavailable`` (pending: no record),
+    ``duplicates_dropped`` (rows Ray delivered twice), and when anything was sent,
+    ``first_row_s`` (until the first answers came back: actors starting) and ``seconds``.
 
     Args:
         config: TOML run configuration (the one ``asyncllm run`` reads).
@@ -75,8 +90,9 @@ async def run_file(
         if (cid in state.done) if cid is not None else (lineno in state.done_lines):
             continue
         todo.append({"line": lineno, "raw": raw.decode("utf-8", errors="replace")})
-    counts = {"skipped": state.records, "written": 0, "errors": 0, "budget_refused": 0,
-              "duplicates_dropped": 0}  # fmt: skip
+    counts: dict[str, Any] = {"skipped": state.records, "written": 0, "errors": 0,
+                              "budget_refused": 0, "limiter_unavailable": 0,
+                              "duplicates_dropped": 0}  # fmt: skip
     if todo:
         if not ray.is_initialized():
             ray.init(address=address, log_to_driver=False)
@@ -88,6 +104,8 @@ async def run_file(
             await appender.aclose()
     if counts["budget_refused"]:
         counts["exit_code"] = EXIT_BUDGET
+    elif counts["limiter_unavailable"]:
+        counts["exit_code"] = EXIT_INTERRUPTED  # pending: rerun once Redis is back
     elif counts["errors"] or state.errors:
         counts["exit_code"] = EXIT_ERRORS
     else:
@@ -95,22 +113,25 @@ async def run_file(
     return counts
 
 
-async def _drain(ds: Any, appender: Appender, counts: dict[str, int]) -> None:
+async def _drain(ds: Any, appender: Appender, counts: dict[str, Any]) -> None:
     """Append each row's record as it comes back; each request once."""
     written: set[tuple[str | None, int]] = set()
+    t0 = time.monotonic()
     batches: Iterator[Any] = iter(ds.iter_batches(batch_format="pyarrow", batch_size=None))
     while True:
         # Ray's iterator blocks: run it in a thread so this loop can fsync meanwhile.
         batch = await anyio.to_thread.run_sync(next, batches, None)
         if batch is None:
+            counts["seconds"] = time.monotonic() - t0
             return
+        counts.setdefault("first_row_s", time.monotonic() - t0)  # actors up, first answers
         for row in batch.to_pylist():
             key = (row["custom_id"], row["line"] if row["custom_id"] is None else 0)
             if key in written:
                 counts["duplicates_dropped"] += 1
                 continue
-            if row["error"] == BUDGET_REFUSED:
-                counts["budget_refused"] += 1  # no record: a rerun sends it
+            if row["error"] in (BUDGET_REFUSED, LIMITER_UNAVAILABLE):
+                counts[row["error"].replace("exceeded", "refused")] += 1  # no record: pending
                 continue
             written.add(key)
             appender.write(orjson.loads(row["record"]))

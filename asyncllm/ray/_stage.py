@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import orjson
 
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, LimiterUnavailable
 from ..batch import BatchItem, LineError, load_config, parse_line
 from ..batch._config import build_client
 from ..batch._progress import CURRENT, BatchObserver, Tally
@@ -44,11 +44,24 @@ if TYPE_CHECKING:
 
     from .._client import Client
 
-__all__ = ["BUDGET_REFUSED", "AsyncLLMStage", "process", "record_of"]
+__all__ = ["BUDGET_REFUSED", "LIMITER_UNAVAILABLE", "AsyncLLMStage", "process", "record_of"]
 
 #: The ``error`` column of a row the budget refused (the CLI writes no record for it, so a
 #: rerun with a larger budget sends it).
 BUDGET_REFUSED = "budget_exceeded"
+#: The ``error`` column of a row refused because the shared limiter's Redis could not be
+#: reached (``on_redis_error="refuse"``): nothing was sent; the CLI writes no record, so a
+#: rerun sends it once Redis is back.
+LIMITER_UNAVAILABLE = "limiter_unavailable"
+
+
+def _limiter_down(error: BaseException) -> bool:
+    if isinstance(error, LimiterUnavailable):
+        return True
+    if isinstance(error, BaseExceptionGroup):
+        return any(_limiter_down(e) for e in error.exceptions)
+    cause = error.__cause__
+    return cause is not None and cause is not error and _limiter_down(cause)
 
 
 def _strip_nulls(value: Any) -> Any:
@@ -123,7 +136,12 @@ class AsyncLLMStage:
         try:
             response = await client.complete(item.request)
         except Exception as exc:
-            code = BUDGET_REFUSED if is_budget_refusal(exc) else error_code(exc)
+            if is_budget_refusal(exc):
+                code = BUDGET_REFUSED
+            elif _limiter_down(exc):
+                code = LIMITER_UNAVAILABLE
+            else:
+                code = error_code(exc)
             record = error_record(
                 item, exc, cost_usd=tally.cost_usd, attempts=tally.attempts, hedged=tally.hedged
             )
