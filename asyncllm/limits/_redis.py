@@ -251,7 +251,7 @@ class RedisRateLimiter:
         bid = batch.seal() if batch else ""
         lane.calls += 1
         try:
-            with anyio.fail_after(self._call_timeout):
+            async with asyncio.timeout(self._call_timeout):  # cheaper than an anyio scope
                 raw = await self._redis()(
                     keys=lane.keys, args=(op, numbers, bid, lease, *batch.items)
                 )

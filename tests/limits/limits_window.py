@@ -91,12 +91,14 @@ def summarize(run: dict[str, Any], *, fairness_window: float = 10.0) -> dict[str
     if not jains:  # a run shorter than one fairness window: the whole run
         jains.append(jain([len(o["stamps"]) for o in outs]))
     admitted = sum(o["acquired"] for o in outs)
+    refused = sorted(t - t0 for o in outs for t in o.get("refused", ()))
     return {
         "processes": len(outs),
         "admitted": admitted,
         "rate_per_s": len(stamps) / run["seconds"],
         "fraction_of_limit": len(stamps) / run["seconds"] / (limit / period),
         "server_429s": run["rejected"],
+        "refused_at_s": [round(t, 3) for t in refused[:20]],
         "busiest_window": busiest,
         "limit_per_window": limit,
         "jain_min": min(jains),

@@ -31,6 +31,7 @@ async def main(argv: list[str]) -> None:
     redis_url, key, url = argv[:3]
     rpm, period, seconds, conc = float(argv[3]), float(argv[4]), float(argv[5]), int(argv[6])
     stamps: list[float] = []
+    refused: list[float] = []  # admission stamps of the requests the server refused
     statuses: Counter[int] = Counter()
     async with RedisRateLimiter(rpm=rpm, period=period, url=redis_url, key=key) as lim:
         for attempt in range(20):  # connect and load the script before the start (retried:
@@ -60,11 +61,13 @@ async def main(argv: list[str]) -> None:
             async def loop() -> None:
                 while True:
                     async with lim.acquire(0, model="sim-1"):
-                        stamps.append(time.monotonic())
+                        stamp = time.monotonic()
+                        stamps.append(stamp)
                         async with session.post(url, data=_BODY, headers=headers) as resp:
                             await resp.read()
                             statuses[resp.status] += 1
                             if resp.status == 429:
+                                refused.append(stamp)
                                 lim.pause(retry_after(resp.headers) or 1.0, model="sim-1")
 
             with anyio.move_on_after(seconds):
@@ -75,6 +78,7 @@ async def main(argv: list[str]) -> None:
         cpu = time.process_time() - cpu0
     out = {
         "stamps": stamps,
+        "refused": refused,
         "statuses": {str(k): v for k, v in statuses.items()},
         "redis_calls": calls,
         "acquired": stats["acquired"],
