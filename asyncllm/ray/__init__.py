@@ -27,9 +27,9 @@ from ._shared import check_shared, prepare_config
 from ._stage import BUDGET_REFUSED, LIMITER_UNAVAILABLE, AsyncLLMStage, process, record_of
 
 __all__ = [
-    "AsyncLLMStage",
     "BUDGET_REFUSED",
     "LIMITER_UNAVAILABLE",
+    "AsyncLLMStage",
     "check_shared",
     "prepare_config",
     "process",

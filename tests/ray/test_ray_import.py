@@ -17,11 +17,11 @@ def test_asyncllm_and_its_cli_do_not_import_ray() -> None:
     assert out.stdout.strip() == ""
 
 
-def test_all_is_sorted_and_documented() -> None:
+def test_all_is_importable_and_documented() -> None:
     import asyncllm.ray
 
-    names = asyncllm.ray.__all__
-    assert names == sorted(names, key=lambda n: (n[0].islower(), n))
+    names = asyncllm.ray.__all__  # its order is ruff's (RUF022)
+    assert len(set(names)) == len(names)
     for name in names:
         obj = getattr(asyncllm.ray, name)
         assert isinstance(obj, str) or obj.__doc__, name
