@@ -168,10 +168,9 @@ class RedisRateLimiter:
         self.config = c = RateLimit(
             rpm=rpm, tpm=tpm, max_concurrency=max_concurrency, period=period,
             per_model=per_model, burst=burst, redis_url=url, redis_key=key, lease_ttl=lease_ttl,
+            window_margin=window_margin, on_redis_error=on_redis_error,
         )  # fmt: skip
-        margin = min(0.02 * c.period, 0.25) if window_margin is None else window_margin
-        if not (isinstance(margin, (int, float)) and 0 <= margin < math.inf):
-            raise ConfigurationError(f"window_margin must be >= 0 seconds, got {margin!r}")
+        margin = min(0.02 * c.period, 0.25) if c.window_margin is None else c.window_margin
         self.name = name
         self._client = client
         self._owns_client = client is None
@@ -207,7 +206,8 @@ class RedisRateLimiter:
         return cls(
             config.rpm, config.tpm, config.max_concurrency, config.period, config.per_model,
             config.burst, url=None if client is not None else config.redis_url, client=client,
-            key=config.redis_key, lease_ttl=config.lease_ttl, name=name, **kw,
+            key=config.redis_key, lease_ttl=config.lease_ttl, name=name,
+            window_margin=config.window_margin, on_redis_error=config.on_redis_error, **kw,
         )  # fmt: skip
 
     # -- plumbing ----------------------------------------------------------------------------

@@ -238,3 +238,19 @@ def test_bad_error_policy_is_refused() -> None:
 
     with pytest.raises(ConfigurationError, match="on_redis_error"):
         RedisRateLimiter(rpm=1, url="redis://127.0.0.1:1/0", key="k", on_redis_error="maybe")
+
+
+def test_policy_and_window_margin_come_from_the_config_table() -> None:
+    from asyncllm import ConfigurationError
+    from asyncllm.limits import limiter
+
+    lim = limiter(
+        {"rpm": 60, "period": 1.0, "redis_url": "redis://127.0.0.1:1/0", "redis_key": "k",
+         "on_redis_error": "allow", "window_margin": 0.1}
+    )  # fmt: skip
+    assert isinstance(lim, RedisRateLimiter) and lim.policy == "allow"
+    assert lim.config.window_margin == 0.1 and lim._const.split()[6] == repr(1.1)
+    with pytest.raises(ConfigurationError, match="on_redis_error"):
+        limiter({"rpm": 1, "redis_url": "redis://h/0", "redis_key": "k", "on_redis_error": "x"})
+    with pytest.raises(ConfigurationError, match="window_margin"):
+        limiter({"rpm": 1, "redis_url": "redis://h/0", "redis_key": "k", "window_margin": -1})
