@@ -48,8 +48,9 @@ async def run_on_ray(args: argparse.Namespace, default_output: Callable[[Path], 
     )  # fmt: skip
     print(
         f"asyncllm run --ray: {counts['written']} records written ({counts['errors']} errors), "
-        f"{counts['skipped']} already done, {counts['budget_refused']} refused by the budget "
-        f"(rerun to send them)",
+        f"{counts['skipped']} already done, {counts['budget_refused']} refused by the budget, "
+        f"{counts['limiter_unavailable']} refused while the shared limiter's Redis was down "
+        f"(rerun to send those)",
         file=sys.stderr,
     )
     return int(counts["exit_code"])
