@@ -9,9 +9,10 @@ Choices, and why:
 - **One round trip per admission.** The script grants a *start time* (possibly in the
   future) instead of "no, retry later": the caller sleeps until then and goes. Callers are
   served in the order they asked, across processes; within a process waiters queue FIFO and
-  only the head talks to Redis, holding at most ``lookahead`` places in the shared schedule,
-  so processes with work get equal shares. Requests never exceed ``rpm`` in any sliding
-  ``period`` (plus a margin for network jitter), from the very first one.
+  only the head talks to Redis, holding places in the shared schedule up to ``horizon``
+  seconds ahead (and at most ``lookahead``), so processes with work get equal shares.
+  Requests never exceed ``rpm`` in any sliding ``period`` (plus a margin for network
+  jitter), from the very first one.
 - **Concurrency** across processes uses leases: a sorted set of lease ids scored by expiry.
   A finished request removes its lease; a crashed process's leases expire after
   ``lease_ttl``. A caller blocked only by concurrency re-checks when a local request
@@ -128,6 +129,8 @@ class RedisRateLimiter:
         window_margin: Extra seconds added to ``period`` for the strict sliding window of
             ``rpm`` requests (absorbs network jitter); default ``min(0.02 * period, 0.25)``.
         lookahead: Most admissions of this process scheduled ahead of their start.
+        horizon: How far ahead (seconds) this process keeps asking for starts; beyond it,
+            it holds its place (one start at least) until the schedule comes closer.
         on_redis_error: ``"refuse"`` (fail closed) or ``"allow"`` (fail open, logged).
         outage_retry: Seconds after a Redis failure before the next caller tries Redis again.
         call_timeout: Longest one Redis call may take (default: the library socket timeout).
@@ -150,7 +153,8 @@ class RedisRateLimiter:
         poll_interval: float = 0.05,
         jitter: float = 0.1,
         window_margin: float | None = None,
-        lookahead: int = 4,
+        lookahead: int = 16,
+        horizon: float = 0.25,
         on_redis_error: str = "refuse",
         outage_retry: float = 0.5,
         call_timeout: float = REDIS_SOCKET_TIMEOUT,
@@ -164,6 +168,8 @@ class RedisRateLimiter:
             )
         if isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 1:
             raise ConfigurationError(f"lookahead must be an integer >= 1, got {lookahead!r}")
+        if not horizon >= 0:
+            raise ConfigurationError(f"horizon must be >= 0 seconds, got {horizon!r}")
         self.policy = check_error_policy(on_redis_error, where="RedisRateLimiter")
         self.config = c = RateLimit(
             rpm=rpm, tpm=tpm, max_concurrency=max_concurrency, period=period,
@@ -175,7 +181,8 @@ class RedisRateLimiter:
         self._client = client
         self._owns_client = client is None
         self._script: AsyncScript | None = None
-        self._poll, self._jitter, self._lookahead = poll_interval, jitter, lookahead
+        self._poll, self._jitter = poll_interval, jitter
+        self._lookahead, self._horizon = lookahead, horizon
         self._outage_retry, self._call_timeout = outage_retry, call_timeout
         self._down_until = -math.inf  # monotonic: callers are answered by the policy until
         self._outages = 0
@@ -394,17 +401,24 @@ class RedisRateLimiter:
                 lane.pass_on()
 
     async def _until_start(self, lane: RedisLane, wait: float, lease: str, tokens: int) -> None:
-        """Sleep until a granted start. The head is handed on at once, unless ``lookahead``
-        admissions of this process already wait: then when the first of them starts."""
+        """Sleep until a granted start. The head is handed on at once while this process
+        holds at most ``lookahead`` starts, reaching at most ``horizon`` seconds ahead;
+        otherwise when that becomes true (so each process keeps about ``horizon`` seconds
+        of the shared schedule, and at least one start)."""
         loop = asyncio.get_running_loop()
         start = loop.time() + wait
         lane.ahead += 1
         passed = False
         try:
-            while lane.ahead > self._lookahead and loop.time() < start:
-                freed = lane.ahead_freed = anyio.Event()
-                with anyio.move_on_after(start - loop.time()):
-                    await freed.wait()
+            while (now := loop.time()) < start:
+                if lane.ahead > self._lookahead:  # wait for an earlier one to start
+                    freed = lane.ahead_freed = anyio.Event()
+                    with anyio.move_on_after(start - now):
+                        await freed.wait()
+                elif start - now > self._horizon:  # far enough ahead already
+                    await anyio.sleep(start - now - self._horizon)
+                else:
+                    break
             lane.pass_on()
             passed = True
             await anyio.sleep(max(0.0, start - loop.time()))
