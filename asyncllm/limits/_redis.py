@@ -45,7 +45,12 @@ import anyio
 
 from .._exceptions import ConfigurationError, LimiterUnavailable
 from .._logging import get_logger
-from .._redis_client import REDIS_SOCKET_TIMEOUT, check_error_policy, redis_from_url
+from .._redis_client import (
+    REDIS_CONNECT_TIMEOUT,
+    REDIS_SOCKET_TIMEOUT,
+    check_error_policy,
+    redis_from_url,
+)
 from .._types import RateLimitInfo, Usage
 from ._common import add_totals, check_tokens, statistics_head, usage_tokens
 from ._config import RateLimit
@@ -133,7 +138,8 @@ class RedisRateLimiter:
             it holds its place (one start at least) until the schedule comes closer.
         on_redis_error: ``"refuse"`` (fail closed) or ``"allow"`` (fail open, logged).
         outage_retry: Seconds after a Redis failure before the next caller tries Redis again.
-        call_timeout: Longest one Redis call may take (default: the library socket timeout).
+        call_timeout: Longest one Redis call may take, connecting included (default: the
+            library's connect plus socket timeouts).
         name: Label for statistics.
     """
 
@@ -157,7 +163,7 @@ class RedisRateLimiter:
         horizon: float = 0.25,
         on_redis_error: str = "refuse",
         outage_retry: float = 0.5,
-        call_timeout: float = REDIS_SOCKET_TIMEOUT,
+        call_timeout: float = REDIS_CONNECT_TIMEOUT + REDIS_SOCKET_TIMEOUT,
         name: str = "",
     ) -> None:
         if (url is None) == (client is None):
