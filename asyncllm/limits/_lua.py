@@ -40,8 +40,9 @@ Arguments: ``ARGV[1]`` the operation (``acquire`` or ``flush``), ``ARGV[2]`` the
 ``req_cap req_rate tok_cap tok_rate max_conc lease_ttl window rpm_window max_wait pause
 obs_r obs_t amount delta`` separated by spaces, ``ARGV[3]`` the batch id (empty: none),
 ``ARGV[4]`` the lease id to take, ``ARGV[5:]`` the items. The reply is one string,
-``granted wait request_level token_level in_flight paused_for n429 concurrency_blocked``
-(one string parses faster than an array and keeps float precision).
+``granted wait request_level token_level in_flight paused_for n429 concurrency_blocked
+now`` (one string parses faster than an array and keeps float precision; ``now`` is the
+server time the caller maps its start to its own clock with).
 Every key expires once nothing in it can matter any more.
 """
 
@@ -175,5 +176,5 @@ if redis.call('ZCARD', KEYS[4]) > 0 then
   redis.call('PEXPIRE', KEYS[4], math.ceil(lease_ttl * 1000) + 1000)
 end
 return table.concat({granted, fmt(start - now), fmt(rl), fmt(tl), in_flight,
-  fmt(math.max(0, paused - now)), n429, blocked}, ' ')
+  fmt(math.max(0, paused - now)), n429, blocked, fmt(now)}, ' ')
 """

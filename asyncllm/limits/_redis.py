@@ -278,6 +278,14 @@ class RedisRateLimiter:
                     self.name or str(self.config.redis_key), type(exc).__name__
                 ) from exc
             raise
+        # The server's clock against ours: the smallest (receipt - server time) seen is the
+        # least delayed reply; a start is slept to on that, not on this reply's own delay
+        # (a late reply would shift starts and bunch them at the server's window edge).
+        offset = time.monotonic() - float(raw.rsplit(None, 1)[1])
+        if offset < lane.offset:
+            lane.offset = offset
+        else:
+            lane.offset += 0.01 * (offset - lane.offset)  # follow clock steps, slowly
         if self._down_until > -math.inf:
             self._down_until = -math.inf
             _log.info("redis_limiter_recovered", limiter=self.name or self.config.redis_key)
@@ -291,6 +299,7 @@ class RedisRateLimiter:
             "paused_for": float(f[5]),
             "rate_limited_shared": int(f[6]),
             "concurrency_blocked": f[7] == b"1",
+            "server_time": float(f[8]),
         }
         lane.reply = reply
         return reply
@@ -393,7 +402,8 @@ class RedisRateLimiter:
                     lane.in_flight += 1
                     if reply["wait"] > 0:
                         handed_on = True
-                        await self._until_start(lane, reply["wait"], lease, tokens)
+                        local = reply["server_time"] + reply["wait"] + lane.offset
+                        await self._until_start(lane, local - time.monotonic(), lease, tokens)
                     return lease
                 if not reply["concurrency_blocked"]:  # would start after the deadline
                     lane.full_until = time.monotonic() + reply["wait"]

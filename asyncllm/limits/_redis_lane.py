@@ -66,6 +66,7 @@ class RedisLane:
         "keys",
         "kick",
         "last_header_at",
+        "offset",
         "pending",
         "queue",
         "rate_limited",
@@ -83,6 +84,7 @@ class RedisLane:
         self.ahead = 0  # admissions of this process granted, waiting for their start
         self.ahead_freed: anyio.Event | None = None
         self.full_until = -math.inf  # monotonic: no start free before, as last refused
+        self.offset = math.inf  # our monotonic clock minus the server's (least delayed)
         self.pending = Pending()
         self.retries: deque[Pending] = deque()  # batches whose call failed, oldest first
         self.flusher: asyncio.Task[None] | None = None
