@@ -29,7 +29,7 @@ from .._client import Client
 from .._exceptions import ConfigurationError
 from .._types import Response
 from ..orchestrator import FanOut
-from ._config import DEFAULT_CONCURRENCY, RunConfig, build_client, load_config
+from ._config import DEFAULT_CONCURRENCY, RunConfig, build_budget, build_client, load_config
 from ._input import BatchItem, LineError, ModelRule, parse_line
 from ._output import Appender, prepare_output
 from ._progress import CURRENT, BatchObserver, BatchProgress, BatchSummary, Stats, Tally
@@ -231,7 +231,11 @@ async def _open_client(
     if isinstance(source, Client):
         return await stack.enter_async_context(source), None
     config = source if isinstance(source, RunConfig) else load_config(source)
-    client = build_client(config, observers=[BatchObserver()], spent_usd=spent, log=False)
+    budget = build_budget(config, spent_usd=spent)
+    close = getattr(budget, "aclose", None)
+    if close is not None:
+        stack.push_async_callback(close)  # a Redis budget's connection pool
+    client = build_client(config, observers=[BatchObserver()], log=False, budget=budget)
     return await stack.enter_async_context(client), config
 
 

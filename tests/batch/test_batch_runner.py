@@ -123,3 +123,27 @@ def test_id_set_is_compact_and_exact() -> None:
     exact = IdSet(exact=True)
     exact.add("a")
     assert "a" in exact and "b" not in exact
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from _redis import redis_server
+
+    with redis_server(tmp_path_factory.mktemp("redis-batch")) as url:
+        yield url
+
+
+@pytest.mark.redis
+async def test_a_redis_budget_is_shared_and_closed(
+    sim: Simulator, tmp_path: Path, redis_url: str
+) -> None:
+    config = _config(sim)
+    config["budget"] = {"usd": 0.05, "redis_url": redis_url}
+    config["providers"]["sim"]["price"] = {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}
+    items = [{"custom_id": f"k{i}", "prompt": f"p{i}", "max_tokens": 4} for i in range(40)]
+    out = tmp_path / "out.jsonl"
+    summary = await run_batch(config, items, out)
+    assert summary.status == "budget"
+    recs = _records(out)
+    assert 0 < len(recs) < 40 and all(r["error"] is None for r in recs)
+    assert sum(r["asyncllm"]["cost_usd"] for r in recs) <= 0.05
