@@ -290,16 +290,19 @@ async def prepare_output(
             holds a line that is not a record.
     """
     out = Path(path)
-    return await anyio.to_thread.run_sync(
-        lambda: _prepare_sync(
-            out,
-            fingerprint,
-            input_name,
-            restart=restart,
-            retry_errors=retry_errors,
-            exact_ids=exact_ids,
+    try:
+        return await anyio.to_thread.run_sync(
+            lambda: _prepare_sync(
+                out,
+                fingerprint,
+                input_name,
+                restart=restart,
+                retry_errors=retry_errors,
+                exact_ids=exact_ids,
+            )
         )
-    )
+    except OSError as exc:
+        raise BatchInputError(f"cannot use the output: {exc}", path=str(out)) from exc
 
 
 class Appender:

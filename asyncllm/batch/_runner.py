@@ -193,13 +193,18 @@ class _Run:
             p.failed += 1
         else:
             assert isinstance(item, BatchItem) and response is not None
-            cost = tally.cost_usd if tally.attempts else (response.cost_usd or 0.0)
+            # A cache hit sent nothing: it cost nothing (tally.attempts is 0 then). Without
+            # a BatchObserver on a caller's client, the answering attempt's cost is all we know.
+            if tally.attempts:
+                cost = tally.cost_usd
+            else:
+                cost = 0.0 if response.cached else (response.cost_usd or 0.0)
             self.out.write(
                 success_record(
                     item,
                     response,
                     cost_usd=cost,
-                    attempts=tally.attempts or 1,
+                    attempts=tally.attempts if tally.attempts or response.cached else 1,
                     hedged=tally.hedged,
                 )
             )

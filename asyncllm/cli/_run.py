@@ -108,6 +108,11 @@ def _main(args: argparse.Namespace) -> int:
     except AsyncLLMError as exc:
         print(f"asyncllm run: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        # The output could not be written (disk full, permissions): what is on disk is
+        # intact up to the last whole record; rerun once the cause is fixed.
+        print(f"asyncllm run: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 
