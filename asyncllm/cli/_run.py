@@ -179,10 +179,8 @@ async def _run(args: argparse.Namespace) -> int:
                 f"dry run: {est.requests} requests, {est.done} already done, "
                 f"{est.to_send} to send, {est.bad_lines} bad lines; worst case "
                 f"${est.worst_case_usd:.4f} (spent so far ${est.spent_usd:.4f}{budget})"
-                + (f"; {est.unpriced} with an unknown price" if est.unpriced else ""),
-                file=sys.stderr,
+                + (f"; {est.unpriced} with an unknown price" if est.unpriced else "")
             )
-            print(est.to_send)
             return 0
         options = BatchOptions(
             concurrency=args.concurrency,
