@@ -67,6 +67,9 @@ def add_parser(sub: Any) -> None:
         description="Send every request of a JSONL file (OpenAI Batch API, Anthropic Message "
         "Batches or simple lines) and append one record per request to the output. Rerun "
         "the same command to continue after a kill, Ctrl-C or a budget stop.",
+        epilog="exit codes: 0 done; 1 done with error records; 2 bad input or config "
+        "(nothing sent); 3 stopped by the budget (rerun with a larger one); 130 interrupted. "
+        "Formats and every config key: docs/batch.md.",
     )
     p.add_argument("--config", help="TOML config (providers, limits, cache, budget, batch)")
     p.add_argument("--input", help="JSONL requests (default: the shipped sample batch)")
