@@ -234,7 +234,7 @@ async def _open_client(
     spent: float,
 ) -> tuple[Client, RunConfig | None]:
     if isinstance(source, Client):
-        return await stack.enter_async_context(source), None
+        return source, None  # the caller's client: theirs to enter and close
     config = source if isinstance(source, RunConfig) else load_config(source)
     budget = build_budget(config, spent_usd=spent)
     close = getattr(budget, "aclose", None)
@@ -256,10 +256,11 @@ async def run_batch(
     """Run a batch: every request of ``input`` answered once, one record each in ``output``.
 
     Args:
-        client: A :class:`~asyncllm.Client` (entered and closed here; add a
-            :class:`BatchObserver` to its observers for per-record attempts, hedges and
-            full cost), or a run config (a :class:`RunConfig`, a TOML path or a dict) to
-            build one from, with its budget lowered by what earlier runs spent.
+        client: A :class:`~asyncllm.Client` (yours: enter it with ``async with`` around
+            the call, it is left open; add a :class:`BatchObserver` to its observers for
+            per-record attempts, hedges and full cost), or a run config (a
+            :class:`RunConfig`, a TOML path or a dict) to build one from, with its budget
+            lowered by what earlier runs spent.
         input: A JSONL file (pre-checked, fingerprinted, resumable), or an iterable or
             async iterable of lines (bytes/str) or decoded objects (resumable by id).
         output: The JSONL output; appended to, never truncated.

@@ -148,3 +148,24 @@ async def test_a_redis_budget_is_shared_and_closed(
     recs = _records(out)
     assert 0 < len(recs) < 40 and all(r["error"] is None for r in recs)
     assert sum(r["asyncllm"]["cost_usd"] for r in recs) <= 0.05
+
+
+async def test_a_callers_client_is_used_and_left_open(sim: Simulator, tmp_path: Path) -> None:
+    from asyncllm import Client
+    from asyncllm.batch import BatchObserver
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_bytes(b"".join(orjson.dumps({"id": i, "prompt": f"q{i}"}) + b"\n" for i in range(20)))
+    async with Client([_provider(sim)], observers=[BatchObserver()]) as client:
+        summary = await run_batch(client, inp, tmp_path / "out.jsonl")
+        assert summary.status == "done" and summary.progress.succeeded == 20
+        recs = _records(tmp_path / "out.jsonl")
+        assert all(r["asyncllm"]["attempts"] == 1 for r in recs)
+        response = await client.complete("still open")
+        assert response.text
+
+
+def _provider(sim: Simulator) -> Any:
+    from asyncllm.providers import resolve
+
+    return resolve("openai_compatible:m1", name="sim", base_url=sim.openai_base_url)
