@@ -324,9 +324,13 @@ class Appender:
         self._dirty = True
         self.written += 1
 
+    def sync_due(self) -> bool:
+        """Whether ``fsync_interval`` has passed since the last fsync of written records."""
+        return self._dirty and time.monotonic() - self._last_sync >= self._interval
+
     async def maybe_sync(self) -> None:
         """fsync (in a worker thread) when ``fsync_interval`` has passed since the last."""
-        if self._dirty and time.monotonic() - self._last_sync >= self._interval:
+        if self.sync_due():
             await self.sync()
 
     async def sync(self) -> None:

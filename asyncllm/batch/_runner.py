@@ -338,7 +338,8 @@ async def run_batch(
                     async for r in results:
                         run.record(r.request, r.response, r.error)
                         run.report()
-                        await appender.maybe_sync()
+                        if appender.sync_due():  # checked inline: this runs per record
+                            await appender.sync()
             tg.cancel_scope.cancel()
         await appender.sync()
     if run.interrupted and (p.pending is None or p.pending > 0):
