@@ -247,13 +247,17 @@ def _prepare_sync(
         if state_path.exists():
             os.replace(state_path, state_path.with_name(f"{state_path.name}.{stamp}.bak"))
         _fsync_dir(out)
-    if restart or saved is None:
+    same_input = saved is not None and saved.get("fingerprint") == fingerprint
+    if restart or saved is None or (not has_records and not same_input):
+        # A new batch (or an empty output left by another input): remember this input.
+        # The spend of dropped error records is kept while the input stays the same.
+        retired = float(saved.get("retired_usd", 0.0)) if saved and same_input else 0.0
         saved = {
             "version": _STATE_VERSION,
             "input": input_name,
             "fingerprint": fingerprint,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "retired_usd": 0.0,
+            "retired_usd": 0.0 if restart else retired,
         }
         _write_atomic(state_path, orjson.dumps(saved, option=orjson.OPT_INDENT_2))
     rewrite = out.with_name(out.name + ".rewrite")

@@ -69,3 +69,16 @@ async def test_a_bad_line_inside_the_output_is_refused_not_truncated(tmp_path: P
     with pytest.raises(BatchInputError, match=r"out\.jsonl:2: is not a batch output record"):
         await prepare_output(out, fingerprint="f1", input_name="in")
     assert out.read_bytes() == content
+
+
+async def test_an_empty_output_takes_the_new_inputs_fingerprint(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    await prepare_output(out, fingerprint="old", input_name="in")
+    # Nothing was written for the old input; a different input may now use this output...
+    await prepare_output(out, fingerprint="new", input_name="in")
+    out.write_bytes(_rec("a"))
+    # ...and its own rerun is accepted, while the old input is now refused.
+    state = await prepare_output(out, fingerprint="new", input_name="in")
+    assert "a" in state.done
+    with pytest.raises(BatchInputError, match="different input"):
+        await prepare_output(out, fingerprint="old", input_name="in")
