@@ -317,6 +317,7 @@ class Appender:
         self._interval = fsync_interval
         self._last_sync = time.monotonic()
         self._dirty = False
+        self.syncing = False
         self.written = 0
 
     def write(self, record: dict[str, Any]) -> None:
@@ -338,11 +339,16 @@ class Appender:
             await self.sync()
 
     async def sync(self) -> None:
-        """fsync now (shielded: a cancelled run still syncs what it wrote)."""
+        """fsync now, in a worker thread (shielded: a cancelled run still syncs what it
+        wrote). Appending goes on meanwhile; the runner starts it in the background."""
         with anyio.CancelScope(shield=True):
+            self.syncing = True
             self._dirty = False
             self._last_sync = time.monotonic()
-            await anyio.to_thread.run_sync(os.fsync, self._fd)
+            try:
+                await anyio.to_thread.run_sync(os.fsync, self._fd)
+            finally:
+                self.syncing = False
 
     async def aclose(self) -> None:
         """fsync and close."""

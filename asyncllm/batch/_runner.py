@@ -338,8 +338,9 @@ async def run_batch(
                     async for r in results:
                         run.record(r.request, r.response, r.error)
                         run.report()
-                        if appender.sync_due():  # checked inline: this runs per record
-                            await appender.sync()
+                        if not appender.syncing and appender.sync_due():
+                            # In the background: records keep being appended meanwhile.
+                            tg.start_soon(appender.sync)
             tg.cancel_scope.cancel()
         await appender.sync()
     if run.interrupted and (p.pending is None or p.pending > 0):
