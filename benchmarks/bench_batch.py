@@ -10,8 +10,10 @@ subprocess, with the same concurrency and the same client settings; ``client.map
 nothing, ``run_batch`` parses every line, appends one record per answer and fsyncs. The
 rounds alternate (map, batch, map, batch, ...) so that machine noise hits both alike.
 
-Reported: requests per second of each side and their ratio (goal: batch >= 0.9 x map), and
-the RSS growth of the process during each side (goal: < 100 MB for 100,000 lines).
+Reported: requests per second of each side and their ratio (goal: batch >= 0.9 x map, the
+median round), the CPU time this process spent per request on each side (less sensitive to
+a shared machine than wall time: the client is CPU-bound at this concurrency), and the RSS
+growth of the process during each side (goal: < 100 MB for 100,000 lines).
 
 The scan part measures what grows with the input: the pre-pass over a file of
 ``--scan-lines`` lines (default 1,000,000) and the read of an output holding that many
@@ -91,7 +93,9 @@ def config(base_url: str, concurrency: int) -> dict[str, Any]:
     }
 
 
-async def run_map(cfg: dict[str, Any], inp: Path, concurrency: int) -> tuple[float, float, int]:
+async def run_map(
+    cfg: dict[str, Any], inp: Path, concurrency: int
+) -> tuple[float, float, int, float]:
     conf = load_config(cfg)
 
     async def prompts() -> AsyncIterator[str]:
@@ -100,34 +104,34 @@ async def run_map(cfg: dict[str, Any], inp: Path, concurrency: int) -> tuple[flo
                 yield orjson.loads(line)["prompt"]
 
     ok = 0
-    async with Client(conf.providers, timeout=conf.timeout, log=False) as client:
-        async with Peak() as peak:
-            t0 = time.perf_counter()
-            async with client.map(prompts(), concurrency=concurrency, max_tokens=4) as results:
-                async for r in results:
-                    ok += r.ok
-            elapsed = time.perf_counter() - t0
-    return elapsed, peak.growth, ok
+    async with Client(conf.providers, timeout=conf.timeout, log=False) as client, Peak() as peak:
+        t0, c0 = time.perf_counter(), time.process_time()
+        async with client.map(prompts(), concurrency=concurrency, max_tokens=4) as results:
+            async for r in results:
+                ok += r.ok
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return elapsed, peak.growth, ok, cpu
+
+
+def _remove(out: Path) -> None:
+    out.unlink(missing_ok=True)
+    Path(str(out) + ".state.json").unlink(missing_ok=True)
 
 
 async def run_batch_side(
     cfg: dict[str, Any], inp: Path, out: Path, concurrency: int
-) -> tuple[float, float, int]:
-    out.unlink(missing_ok=True)
-    Path(str(out) + ".state.json").unlink(missing_ok=True)
+) -> tuple[float, float, int, float]:
+    _remove(out)
     async with Peak() as peak:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         summary = await run_batch(cfg, inp, out, options=BatchOptions(concurrency=concurrency))
-        elapsed = time.perf_counter() - t0
-    return elapsed, peak.growth, summary.progress.succeeded
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return elapsed, peak.growth, summary.progress.succeeded, cpu
 
 
-async def scan_side(n: int, folder: Path) -> dict[str, float]:
-    inp = folder / "scan.jsonl"
-    out = folder / "scan.out.jsonl"
-    write_input(inp, n)
-    scan = await scan_input(inp)  # warm the page cache and imports
-    record = {
+def _write_output(out: Path, n: int, fingerprint: str) -> None:
+    """An output holding ``n`` records of the scan input (as if a run had done them)."""
+    record: dict[str, Any] = {
         "id": "batch_req_x",
         "custom_id": "",
         "response": {"status_code": 200, "body": {"choices": []}},
@@ -138,8 +142,16 @@ async def scan_side(n: int, folder: Path) -> dict[str, float]:
         for i in range(n):
             record["custom_id"] = f"r{i}"
             f.write(orjson.dumps(record) + b"\n")
-    out_state = Path(str(out) + ".state.json")
-    out_state.write_bytes(orjson.dumps({"version": 1, "fingerprint": scan.fingerprint}))
+    state = Path(str(out) + ".state.json")
+    state.write_bytes(orjson.dumps({"version": 1, "fingerprint": fingerprint}))
+
+
+async def scan_side(n: int, folder: Path) -> dict[str, float]:
+    inp = folder / "scan.jsonl"
+    out = folder / "scan.out.jsonl"
+    write_input(inp, n)
+    scan = await scan_input(inp)  # warm the page cache and imports
+    _write_output(out, n, scan.fingerprint)
     async with Peak() as p1:
         t0 = time.perf_counter()
         await scan_input(inp)
@@ -181,6 +193,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 row = {
                     "map_rps": args.lines / m[0],
                     "batch_rps": args.lines / b[0],
+                    "map_cpu_us_per_req": 1e6 * m[3] / args.lines,
+                    "batch_cpu_us_per_req": 1e6 * b[3] / args.lines,
                     "map_rss_growth_mb": m[1],
                     "batch_rss_growth_mb": b[1],
                 }
@@ -188,7 +202,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"round {i + 1}: " + ", ".join(f"{k}={v:.1f}" for k, v in row.items()))
         map_rps = sorted(r["map_rps"] for r in rounds)[len(rounds) // 2]
         batch_rps = sorted(r["batch_rps"] for r in rounds)[len(rounds) // 2]
+        map_cpu = sorted(r["map_cpu_us_per_req"] for r in rounds)[len(rounds) // 2]
+        batch_cpu = sorted(r["batch_cpu_us_per_req"] for r in rounds)[len(rounds) // 2]
         result.update(
+            map_cpu_us_per_req=round(map_cpu, 1),
+            batch_cpu_us_per_req=round(batch_cpu, 1),
+            cpu_ratio=round(batch_cpu / map_cpu, 3),
             rounds=rounds,
             map_rps=round(map_rps, 1),
             batch_rps=round(batch_rps, 1),
@@ -214,8 +233,9 @@ if __name__ == "__main__":
     print(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode())
     print(
         f"batch {res['batch_rps']:.0f} req/s vs map {res['map_rps']:.0f} req/s: "
-        f"ratio {res['ratio']:.2f} (goal >= 0.90); batch RSS growth "
-        f"{res['batch_rss_growth_mb']:.0f} MB (goal < 100)",
+        f"ratio {res['ratio']:.2f} (goal >= 0.90); CPU per request "
+        f"{res['batch_cpu_us_per_req']:.0f} vs {res['map_cpu_us_per_req']:.0f} us; "
+        f"batch RSS growth {res['batch_rss_growth_mb']:.0f} MB (goal < 100)",
         file=sys.stderr,
     )
     if not ns.no_save:

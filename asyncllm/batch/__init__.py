@@ -17,7 +17,14 @@ See ``docs/batch.md`` for the formats, every config key, resume and budget behav
 
 from __future__ import annotations
 
-from ._config import BatchSettings, RunConfig, build_client, load_config, parse_config
+from ._config import (
+    BatchSettings,
+    RunConfig,
+    build_budget,
+    build_client,
+    load_config,
+    parse_config,
+)
 from ._estimate import Estimate, estimate
 from ._input import (
     BatchInputError,
@@ -74,6 +81,7 @@ __all__ = [
     "ModelRule",
     "OutputState",
     "RunConfig",
+    "build_budget",
     "build_client",
     "error_record",
     "estimate",

@@ -58,7 +58,15 @@ from ._input import ModelRule
 if TYPE_CHECKING:
     from ..cost import Prices
 
-__all__ = ["BatchSettings", "RunConfig", "build_client", "load_config", "parse_config"]
+__all__ = [
+    "BatchSettings",
+    "RunConfig",
+    "build_budget",
+    "build_client",
+    "config_prices",
+    "load_config",
+    "parse_config",
+]
 
 _SECRET_OPTIONS = frozenset({"api_key", "apikey", "key", "token", "authorization"})
 _TABLES = frozenset({"client", "batch", "cache", "budget", "providers"})
@@ -256,12 +264,39 @@ def config_prices(config: RunConfig) -> Prices:
     return Prices(overrides)
 
 
+def build_budget(
+    config: RunConfig, *, spent_usd: float = 0.0, pricing: Prices | None = None
+) -> Budget | None:
+    """The config's ``[budget]``, or ``None`` without one.
+
+    An in-process budget is lowered by ``spent_usd`` (what earlier runs of the batch
+    spent); a Redis budget (``redis_url``) is not, its store already counts what was spent
+    in its period. A Redis budget owns a connection pool: ``await budget.aclose()``.
+    """
+    from ..cost import MemoryBudget, RedisBudget, SpendLimit
+
+    if config.budget is None:
+        return None
+    prices = pricing if pricing is not None else config_prices(config)
+    opts = dict(config.budget)
+    period = opts.get("period", "day")
+    try:
+        if opts.get("redis_url"):
+            limit = SpendLimit(usd=float(opts["usd"]), period=period)
+            return RedisBudget(opts["redis_url"], limit, pricing=prices)
+        left = max(0.0, float(opts["usd"]) - max(0.0, spent_usd))
+        return MemoryBudget(SpendLimit(usd=left, period=period), pricing=prices)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"[budget]: {exc}") from exc
+
+
 def build_client(
     config: RunConfig,
     *,
     observers: list[Observer] | None = None,
     spent_usd: float = 0.0,
     log: bool = True,
+    budget: Budget | None = None,
 ) -> Client:
     """A :class:`Client` with everything the configuration asks for.
 
@@ -273,9 +308,10 @@ def build_client(
             does not spend the same money twice. A Redis budget is not lowered: its shared
             store already counts what was spent in its period.
         log: Add the structured-logging observer.
+        budget: Use this budget instead of building the config's (see
+            :func:`build_budget`; a Redis budget built there is yours to ``aclose``).
     """
     from ..cache import ResponseCache
-    from ..cost import MemoryBudget, RedisBudget, SpendLimit
 
     prices = config_prices(config)
     cache = None
@@ -293,18 +329,8 @@ def build_client(
             )
         else:
             cache = ResponseCache(**opts)
-    budget: Budget | None = None
-    if config.budget is not None:
-        opts = dict(config.budget)
-        period = opts.get("period", "day")
-        redis_url = opts.get("redis_url")
-        if redis_url:
-            budget = RedisBudget(
-                redis_url, SpendLimit(usd=float(opts["usd"]), period=period), pricing=prices
-            )
-        else:
-            left = max(0.0, float(opts["usd"]) - max(0.0, spent_usd))
-            budget = MemoryBudget(SpendLimit(usd=left, period=period), pricing=prices)
+    if budget is None:
+        budget = build_budget(config, spent_usd=spent_usd, pricing=prices)
     return Client(
         config.providers,
         strategy=config.strategy,

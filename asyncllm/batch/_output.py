@@ -247,13 +247,17 @@ def _prepare_sync(
         if state_path.exists():
             os.replace(state_path, state_path.with_name(f"{state_path.name}.{stamp}.bak"))
         _fsync_dir(out)
-    if restart or saved is None:
+    same_input = saved is not None and saved.get("fingerprint") == fingerprint
+    if restart or saved is None or (not has_records and not same_input):
+        # A new batch (or an empty output left by another input): remember this input.
+        # The spend of dropped error records is kept while the input stays the same.
+        retired = float(saved.get("retired_usd", 0.0)) if saved and same_input else 0.0
         saved = {
             "version": _STATE_VERSION,
             "input": input_name,
             "fingerprint": fingerprint,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "retired_usd": 0.0,
+            "retired_usd": 0.0 if restart else retired,
         }
         _write_atomic(state_path, orjson.dumps(saved, option=orjson.OPT_INDENT_2))
     rewrite = out.with_name(out.name + ".rewrite")
@@ -290,16 +294,19 @@ async def prepare_output(
             holds a line that is not a record.
     """
     out = Path(path)
-    return await anyio.to_thread.run_sync(
-        lambda: _prepare_sync(
-            out,
-            fingerprint,
-            input_name,
-            restart=restart,
-            retry_errors=retry_errors,
-            exact_ids=exact_ids,
+    try:
+        return await anyio.to_thread.run_sync(
+            lambda: _prepare_sync(
+                out,
+                fingerprint,
+                input_name,
+                restart=restart,
+                retry_errors=retry_errors,
+                exact_ids=exact_ids,
+            )
         )
-    )
+    except OSError as exc:
+        raise BatchInputError(f"cannot use the output: {exc}", path=str(out)) from exc
 
 
 class Appender:
@@ -310,6 +317,7 @@ class Appender:
         self._interval = fsync_interval
         self._last_sync = time.monotonic()
         self._dirty = False
+        self.syncing = False
         self.written = 0
 
     def write(self, record: dict[str, Any]) -> None:
@@ -321,17 +329,26 @@ class Appender:
         self._dirty = True
         self.written += 1
 
+    def sync_due(self) -> bool:
+        """Whether ``fsync_interval`` has passed since the last fsync of written records."""
+        return self._dirty and time.monotonic() - self._last_sync >= self._interval
+
     async def maybe_sync(self) -> None:
         """fsync (in a worker thread) when ``fsync_interval`` has passed since the last."""
-        if self._dirty and time.monotonic() - self._last_sync >= self._interval:
+        if self.sync_due():
             await self.sync()
 
     async def sync(self) -> None:
-        """fsync now (shielded: a cancelled run still syncs what it wrote)."""
+        """fsync now, in a worker thread (shielded: a cancelled run still syncs what it
+        wrote). Appending goes on meanwhile; the runner starts it in the background."""
         with anyio.CancelScope(shield=True):
+            self.syncing = True
             self._dirty = False
             self._last_sync = time.monotonic()
-            await anyio.to_thread.run_sync(os.fsync, self._fd)
+            try:
+                await anyio.to_thread.run_sync(os.fsync, self._fd)
+            finally:
+                self.syncing = False
 
     async def aclose(self) -> None:
         """fsync and close."""

@@ -111,11 +111,11 @@ class BatchSummary:
         }[self.status]
 
     def budget_line(self) -> str:
-        """``N done, M pending, $X spent of $Y``."""
+        """``N done, M pending, $X spent of $Y`` (``(no budget)`` without one)."""
         p = self.progress
         pending = "?" if p.pending is None else str(p.pending)
-        limit = "no budget" if p.budget_usd is None else f"${p.budget_usd:.4f}"
-        return f"{p.done} done, {pending} pending, ${p.cost_usd:.4f} spent of {limit}"
+        spent = f"{p.done} done, {pending} pending, ${p.cost_usd:.4f} spent"
+        return spent + (" (no budget)" if p.budget_usd is None else f" of ${p.budget_usd:.4f}")
 
 
 class Tally:

@@ -29,7 +29,7 @@ from .._client import Client
 from .._exceptions import ConfigurationError
 from .._types import Response
 from ..orchestrator import FanOut
-from ._config import DEFAULT_CONCURRENCY, RunConfig, build_client, load_config
+from ._config import DEFAULT_CONCURRENCY, RunConfig, build_budget, build_client, load_config
 from ._input import BatchItem, LineError, ModelRule, parse_line
 from ._output import Appender, prepare_output
 from ._progress import CURRENT, BatchObserver, BatchProgress, BatchSummary, Stats, Tally
@@ -193,13 +193,18 @@ class _Run:
             p.failed += 1
         else:
             assert isinstance(item, BatchItem) and response is not None
-            cost = tally.cost_usd if tally.attempts else (response.cost_usd or 0.0)
+            # A cache hit sent nothing: it cost nothing (tally.attempts is 0 then). Without
+            # a BatchObserver on a caller's client, the answering attempt's cost is all we know.
+            if tally.attempts:
+                cost = tally.cost_usd
+            else:
+                cost = 0.0 if response.cached else (response.cost_usd or 0.0)
             self.out.write(
                 success_record(
                     item,
                     response,
                     cost_usd=cost,
-                    attempts=tally.attempts or 1,
+                    attempts=tally.attempts if tally.attempts or response.cached else 1,
                     hedged=tally.hedged,
                 )
             )
@@ -229,9 +234,13 @@ async def _open_client(
     spent: float,
 ) -> tuple[Client, RunConfig | None]:
     if isinstance(source, Client):
-        return await stack.enter_async_context(source), None
+        return source, None  # the caller's client: theirs to enter and close
     config = source if isinstance(source, RunConfig) else load_config(source)
-    client = build_client(config, observers=[BatchObserver()], spent_usd=spent, log=False)
+    budget = build_budget(config, spent_usd=spent)
+    close = getattr(budget, "aclose", None)
+    if close is not None:
+        stack.push_async_callback(close)  # a Redis budget's connection pool
+    client = build_client(config, observers=[BatchObserver()], log=False, budget=budget)
     return await stack.enter_async_context(client), config
 
 
@@ -247,10 +256,11 @@ async def run_batch(
     """Run a batch: every request of ``input`` answered once, one record each in ``output``.
 
     Args:
-        client: A :class:`~asyncllm.Client` (entered and closed here; add a
-            :class:`BatchObserver` to its observers for per-record attempts, hedges and
-            full cost), or a run config (a :class:`RunConfig`, a TOML path or a dict) to
-            build one from, with its budget lowered by what earlier runs spent.
+        client: A :class:`~asyncllm.Client` (yours: enter it with ``async with`` around
+            the call, it is left open; add a :class:`BatchObserver` to its observers for
+            per-record attempts, hedges and full cost), or a run config (a
+            :class:`RunConfig`, a TOML path or a dict) to build one from, with its budget
+            lowered by what earlier runs spent.
         input: A JSONL file (pre-checked, fingerprinted, resumable), or an iterable or
             async iterable of lines (bytes/str) or decoded objects (resumable by id).
         output: The JSONL output; appended to, never truncated.
@@ -328,7 +338,9 @@ async def run_batch(
                     async for r in results:
                         run.record(r.request, r.response, r.error)
                         run.report()
-                        await appender.maybe_sync()
+                        if not appender.syncing and appender.sync_due():
+                            # In the background: records keep being appended meanwhile.
+                            tg.start_soon(appender.sync)
             tg.cancel_scope.cancel()
         await appender.sync()
     if run.interrupted and (p.pending is None or p.pending > 0):

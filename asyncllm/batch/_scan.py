@@ -14,6 +14,7 @@ million-line file) is detected by the pre-pass, and the set then keeps exact str
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
 from array import array
 from bisect import bisect_left
@@ -29,6 +30,21 @@ from ._input import BatchInputError, custom_id_of
 __all__ = ["IdSet", "InputScan", "read_lines", "scan_input"]
 
 _CHUNK = 1 << 20
+
+
+_RUN = 1 << 16
+
+
+def sorted_array(values: array[int]) -> array[int]:
+    """``values`` sorted, as an array, without ever holding them all as Python ints
+    (``sorted()`` of a million-entry array would briefly take ~40 MB): runs of 65,536 are
+    sorted one at a time and merged."""
+    if len(values) <= _RUN:
+        return array("q", sorted(values))
+    runs = [array("q", sorted(values[i : i + _RUN])) for i in range(0, len(values), _RUN)]
+    out = array("q")
+    out.extend(heapq.merge(*runs))
+    return out
 
 
 class IdSet:
@@ -57,7 +73,7 @@ class IdSet:
     def freeze(self) -> None:
         """Sort the hashes (done once, after the last ``add``, before lookups)."""
         if not self._sorted:
-            self._hashes = array("q", sorted(self._hashes))
+            self._hashes = sorted_array(self._hashes)
             self._sorted = True
 
     def __contains__(self, custom_id: object) -> bool:
@@ -92,8 +108,7 @@ class InputScan:
 
 
 def _sorted_duplicates(hashes: array[int]) -> set[int]:
-    ordered = sorted(hashes)
-    return {a for a, b in itertools.pairwise(ordered) if a == b}
+    return {a for a, b in itertools.pairwise(sorted_array(hashes)) if a == b}
 
 
 def _ids(path: Path) -> Iterable[tuple[int, str]]:

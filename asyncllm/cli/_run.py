@@ -67,6 +67,9 @@ def add_parser(sub: Any) -> None:
         description="Send every request of a JSONL file (OpenAI Batch API, Anthropic Message "
         "Batches or simple lines) and append one record per request to the output. Rerun "
         "the same command to continue after a kill, Ctrl-C or a budget stop.",
+        epilog="exit codes: 0 done; 1 done with error records; 2 bad input or config "
+        "(nothing sent); 3 stopped by the budget (rerun with a larger one); 130 interrupted. "
+        "Formats and every config key: docs/batch.md.",
     )
     p.add_argument("--config", help="TOML config (providers, limits, cache, budget, batch)")
     p.add_argument("--input", help="JSONL requests (default: the shipped sample batch)")
@@ -109,6 +112,11 @@ def _main(args: argparse.Namespace) -> int:
         print(f"asyncllm run: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except AsyncLLMError as exc:
+        print(f"asyncllm run: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        # The output could not be written (disk full, permissions): what is on disk is
+        # intact up to the last whole record; rerun once the cause is fixed.
         print(f"asyncllm run: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -181,10 +189,8 @@ async def _run(args: argparse.Namespace) -> int:
                 f"dry run: {est.requests} requests, {est.done} already done, "
                 f"{est.to_send} to send, {est.bad_lines} bad lines; worst case "
                 f"${est.worst_case_usd:.4f} (spent so far ${est.spent_usd:.4f}{budget})"
-                + (f"; {est.unpriced} with an unknown price" if est.unpriced else ""),
-                file=sys.stderr,
+                + (f"; {est.unpriced} with an unknown price" if est.unpriced else "")
             )
-            print(est.to_send)
             return 0
         options = BatchOptions(
             concurrency=args.concurrency,

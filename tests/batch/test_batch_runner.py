@@ -114,12 +114,58 @@ async def _set_later(event: anyio.Event, delay: float) -> None:
 
 def test_id_set_is_compact_and_exact() -> None:
     ids = IdSet()
-    for i in range(10_000):
+    for i in range(70_000):  # more than one sorted run of 65,536
         ids.add(f"id-{i}")
     ids.freeze()
-    assert "id-0" in ids and "id-9999" in ids and "id-10000" not in ids and 5 not in ids
-    assert len(ids) == 10_000
+    assert all(f"id-{i}" in ids for i in range(0, 70_000, 7))
+    assert "id-70000" not in ids and "id-x" not in ids and 5 not in ids
+    assert len(ids) == 70_000
     assert ids._hashes.itemsize == 8, "8 bytes an id"
     exact = IdSet(exact=True)
     exact.add("a")
     assert "a" in exact and "b" not in exact
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from _redis import redis_server
+
+    with redis_server(tmp_path_factory.mktemp("redis-batch")) as url:
+        yield url
+
+
+@pytest.mark.redis
+async def test_a_redis_budget_is_shared_and_closed(
+    sim: Simulator, tmp_path: Path, redis_url: str
+) -> None:
+    config = _config(sim)
+    config["budget"] = {"usd": 0.05, "redis_url": redis_url}
+    config["providers"]["sim"]["price"] = {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}
+    items = [{"custom_id": f"k{i}", "prompt": f"p{i}", "max_tokens": 4} for i in range(40)]
+    out = tmp_path / "out.jsonl"
+    summary = await run_batch(config, items, out)
+    assert summary.status == "budget"
+    recs = _records(out)
+    assert 0 < len(recs) < 40 and all(r["error"] is None for r in recs)
+    assert sum(r["asyncllm"]["cost_usd"] for r in recs) <= 0.05
+
+
+async def test_a_callers_client_is_used_and_left_open(sim: Simulator, tmp_path: Path) -> None:
+    from asyncllm import Client
+    from asyncllm.batch import BatchObserver
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_bytes(b"".join(orjson.dumps({"id": i, "prompt": f"q{i}"}) + b"\n" for i in range(20)))
+    async with Client([_provider(sim)], observers=[BatchObserver()]) as client:
+        summary = await run_batch(client, inp, tmp_path / "out.jsonl")
+        assert summary.status == "done" and summary.progress.succeeded == 20
+        recs = _records(tmp_path / "out.jsonl")
+        assert all(r["asyncllm"]["attempts"] == 1 for r in recs)
+        response = await client.complete("still open")
+        assert response.text
+
+
+def _provider(sim: Simulator) -> Any:
+    from asyncllm.providers import resolve
+
+    return resolve("openai_compatible:m1", name="sim", base_url=sim.openai_base_url)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import orjson
 import pytest
 
@@ -123,10 +124,13 @@ async def test_dry_run_counts_and_prices_without_sending(sim: Simulator, tmp_pat
     cfg = write_config(tmp_path / "c.toml", sim, price=True)
     inp = tmp_path / "in.jsonl"
     write_input(inp, N)
-    proc_code, err = await run(run_args(cfg, inp, tmp_path / "out.jsonl", "--dry-run"))
-    assert proc_code == EXIT_DONE, err
-    assert f"{N} requests, 0 already done, {N} to send" in err and "worst case $" in err
-    worst = float(err.split("worst case $")[1].split()[0])
+    proc = await anyio.run_process(
+        run_args(cfg, inp, tmp_path / "out.jsonl", "--dry-run"), check=False, env=env()
+    )
+    assert proc.returncode == EXIT_DONE, proc.stderr
+    said = proc.stdout.decode()
+    assert f"{N} requests, 0 already done, {N} to send" in said and "worst case $" in said
+    worst = float(said.split("worst case $")[1].split()[0])
     # Each request: under 40 input tokens and 4 output tokens at $1000 a million.
     assert 4 * 0.001 * N < worst < 60 * 0.001 * N
     assert sim.stats.received == 0 and not (tmp_path / "out.jsonl").exists()
