@@ -41,7 +41,7 @@ class RateLimit:
             is reclaimed. Must exceed your longest request.
         window_margin: Redis only: seconds added to ``period`` for the strict sliding window
             of ``rpm`` requests (absorbs jitter between admission and arrival); ``None``:
-            2% of the period, at most 0.25 s.
+            5% of the period, at most 0.25 s (see :attr:`strict_window`).
         on_redis_error: Redis only: ``"refuse"`` (fail closed, the default) or ``"allow"``
             (fail open, logged once per outage) when Redis cannot answer.
     """
@@ -100,6 +100,15 @@ class RateLimit:
             raise ConfigurationError(
                 f"rate limit lease_ttl must be a positive number of seconds, got {self.lease_ttl!r}"
             )
+
+    @property
+    def strict_window(self) -> float:
+        """Seconds in which a shared limiter starts at most ``rpm`` requests: ``period``
+        plus ``window_margin`` (default 5% of the period, at most 0.25 s)."""
+        margin = self.window_margin
+        if margin is None:
+            margin = min(0.05 * self.period, 0.25)
+        return self.period + margin
 
     @property
     def request_rate(self) -> float | None:

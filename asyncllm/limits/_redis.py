@@ -120,7 +120,7 @@ class RedisRateLimiter(RedisStore):
         poll_interval: Longest sleep when blocked on concurrency held by other processes.
         jitter: Random extra sleep when blocked on concurrency, as a fraction of the wait.
         window_margin: Extra seconds added to ``period`` for the strict sliding window of
-            ``rpm`` requests (absorbs network jitter); default ``min(0.02 * period, 0.25)``.
+            ``rpm`` requests (absorbs network jitter); see ``RateLimit.strict_window``.
         lookahead: Most admissions of this process scheduled ahead of their start.
         horizon: How far ahead (seconds) this process keeps asking for starts; beyond it,
             it holds its place (one start at least) until the schedule comes closer.
@@ -170,7 +170,6 @@ class RedisRateLimiter(RedisStore):
             per_model=per_model, burst=burst, redis_url=url, redis_key=key, lease_ttl=lease_ttl,
             window_margin=window_margin, on_redis_error=on_redis_error,
         )  # fmt: skip
-        margin = min(0.02 * c.period, 0.25) if c.window_margin is None else c.window_margin
         self.name = name
         self._client = client
         self._owns_client = client is None
@@ -191,7 +190,7 @@ class RedisRateLimiter(RedisStore):
         rpm_window = 0 if c.rpm is None else max(1, math.floor(c.rpm))
         # The constant head of the script's numeric arguments, formatted once.
         self._const = " ".join(
-            repr(float(x)) for x in (*self._caps, c.lease_ttl, c.period + margin, rpm_window)
+            repr(float(x)) for x in (*self._caps, c.lease_ttl, c.strict_window, rpm_window)
         )
 
     @classmethod

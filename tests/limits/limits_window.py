@@ -69,10 +69,12 @@ async def run_shared(
             "rpm": rpm, "period": period, "seconds": seconds}  # fmt: skip
 
 
-def summarize(run: dict[str, Any], *, fairness_window: float = 10.0) -> dict[str, Any]:
+def summarize(
+    run: dict[str, Any], *, fairness_window: float = 10.0, fairness_from: float = 0.0
+) -> dict[str, Any]:
     """Rate over the run, 429s, the busiest window seen by the server, Jain's index per
-    ``fairness_window`` (all windows wholly inside the run), Redis calls and CPU per
-    admission."""
+    ``fairness_window`` (all windows wholly inside the run, from ``fairness_from`` seconds
+    in), Redis calls and CPU per admission."""
     outs, period, limit = run["outputs"], run["period"], run["rpm"]
     stamps = sorted(t for o in outs for t in o["stamps"])
     t0, t1 = stamps[0], stamps[0] + run["seconds"]
@@ -83,7 +85,7 @@ def summarize(run: dict[str, Any], *, fairness_window: float = 10.0) -> dict[str
             j += 1
         busiest = max(busiest, i - j + 1)
     jains = []
-    w = t0
+    w = t0 + fairness_from
     while w + fairness_window <= t1 + 1e-9:
         counts = [sum(1 for s in o["stamps"] if w <= s < w + fairness_window) for o in outs]
         jains.append(jain(counts))

@@ -15,10 +15,12 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 async def test_four_processes_within_a_strict_window(redis_url: str) -> None:
-    run = await run_shared(redis_url, processes=4, rpm=60, period=1.0, seconds=4.0)
-    s = summarize(run, fairness_window=4.0)
+    run = await run_shared(redis_url, processes=4, rpm=60, period=1.0, seconds=5.0)
+    # Shares over the 4 s after the first second: the start burst goes to whoever asked
+    # first, which weighs a lot in a run this short (the goal is per 10 s window).
+    s = summarize(run, fairness_window=4.0, fairness_from=1.0)
     print(s)
-    assert s["server_429s"] == 0
+    assert s["server_429s"] == 0, s["refused_at_s"]
     assert s["busiest_window"] <= 60
     assert s["fraction_of_limit"] >= 0.90
     assert s["jain_min"] >= 0.98
