@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _structlog import leave_structlog_as_found  # noqa: F401 - autouse for every test
 
 
 def pytest_configure(config: pytest.Config) -> None:

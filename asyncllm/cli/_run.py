@@ -1,81 +1,126 @@
-"""``asyncllm run``: the main job. Streams one answer, then fans a batch of prompts out.
+"""``asyncllm run``: the main job, a resumable batch (:func:`asyncllm.batch.run_batch`).
 
-Where the providers come from, first match wins:
+::
 
-1. ``--config FILE`` (TOML, see :mod:`asyncllm.cli._config`);
-2. ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY`` in the environment (hedged across both when
-   both are set);
-3. otherwise the embedded simulator, started in-process on a free loopback port with a
-   heavy-tailed latency, behind an OpenAI-compatible and an Anthropic driver, so the whole
-   pipeline (native drivers, hedging, rate limits, cache, budget, metrics) runs offline.
+    asyncllm run                                   # the sample batch on the embedded simulator
+    asyncllm run --config asyncllm.toml --input requests.jsonl --output results.jsonl
 
-Prompts come from ``--input`` (JSON lines: ``{"prompt": "..."}`` or ``{"messages": [...]}``
-plus request parameters), or are generated (``--count``, with repeats the cache answers).
-Results go to ``--output`` as JSON lines, in input order.
+Rerunning the same command continues where a killed or interrupted run stopped. Exit codes
+(``docs/batch.md``): 0 done, 1 done with error records, 2 bad input or config (nothing
+sent), 3 stopped by the budget (rerun with a larger one to finish), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import signal
 import sys
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import AsyncExitStack
-from typing import IO, Any
+from pathlib import Path
+from typing import Any
 
 import anyio
-import orjson
 
-from .._client import Client
-from .._exceptions import AsyncLLMError
-from .._hooks import Limiter
-from ._config import RunConfig, build_client, load_config
+from .._exceptions import AsyncLLMError, ConfigurationError
+from ..batch import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    BatchInputError,
+    BatchOptions,
+    RunConfig,
+    estimate,
+    load_config,
+    run_batch,
+)
+from ._display import LineDisplay, RichDisplay, console_for, print_summary
+from ._sources import environment_config, sample_input
 
 __all__ = ["add_parser"]
 
-_TOPICS = (
-    "rate limits",
-    "hedged requests",
-    "circuit breakers",
-    "token streams",
-    "structured concurrency",
-    "response caches",
-    "budgets",
-    "retries",
-)
+
+def _positive_float(value: str) -> float:
+    v = float(value)
+    if not v > 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return v
+
+
+def _nonneg_float(value: str) -> float:
+    v = float(value)
+    if not v >= 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return v
+
+
+def _positive_int(value: str) -> int:
+    v = int(value)
+    if v < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return v
 
 
 def add_parser(sub: Any) -> None:
     """Register ``asyncllm run``."""
-    p = sub.add_parser("run", help="stream one answer, then fan a batch of prompts out")
-    p.add_argument("--config", help="TOML config (providers, limits, cache, budget)")
-    p.add_argument("--input", help="JSON lines of prompts ('-' for stdin)")
-    p.add_argument("--output", help="write results here as JSON lines, in input order")
-    p.add_argument("--count", type=int, default=400, help="generated prompts (default 400)")
-    p.add_argument("--concurrency", type=int, help="requests in flight (default from config)")
-    p.add_argument("--quiet", action="store_true", help="do not stream the first answer")
+    p = sub.add_parser(
+        "run",
+        help="run a batch of requests, resumably (the sample batch when given nothing)",
+        description="Send every request of a JSONL file (OpenAI Batch API, Anthropic Message "
+        "Batches or simple lines) and append one record per request to the output. Rerun "
+        "the same command to continue after a kill, Ctrl-C or a budget stop.",
+        epilog="exit codes: 0 done; 1 done with error records; 2 bad input or config "
+        "(nothing sent); 3 stopped by the budget (rerun with a larger one); 130 interrupted. "
+        "Formats and every config key: docs/batch.md.",
+    )
+    p.add_argument("--config", help="TOML config (providers, limits, cache, budget, batch)")
+    p.add_argument("--input", help="JSONL requests (default: the shipped sample batch)")
+    p.add_argument("--output", help="JSONL records (default: INPUT-NAME.results.jsonl here)")
+    p.add_argument("--concurrency", type=_positive_int, help="requests in flight")
+    p.add_argument("--ordered", action="store_true", default=None, help="records in input order")
+    p.add_argument("--retry-errors", action="store_true", help="run error records again")
+    p.add_argument(
+        "--restart", action="store_true", help="move the existing output aside and start over"
+    )
+    p.add_argument("--dry-run", action="store_true", help="count and price; send nothing")
+    p.add_argument("--budget", type=_nonneg_float, help="USD the batch may spend (all runs)")
+    p.add_argument(
+        "--grace", type=_positive_float, help="seconds in-flight requests get after Ctrl-C"
+    )
+    p.add_argument(
+        "--progress-interval",
+        type=_positive_float,
+        default=5.0,
+        help="seconds between progress lines when stderr is not a terminal (default 5)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress, only the summary")
     p.add_argument(
         "--log-level",
-        default="warning",
+        default="error",
         choices=("debug", "info", "warning", "error"),
-        help="structured events shown on stderr (default: warning)",
+        help="structured events shown on stderr (default: error)",
     )
+    from ._ray import add_ray_arguments
+
+    add_ray_arguments(p)
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
-    if args.count < 1:
-        print("asyncllm run: --count must be at least 1", file=sys.stderr)
-        return 2
     _configure_logging(args.log_level)
     try:
         return anyio.run(_run, args)
+    except (BatchInputError, ConfigurationError) as exc:
+        print(f"asyncllm run: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except AsyncLLMError as exc:
         print(f"asyncllm run: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        # The output could not be written (disk full, permissions): what is on disk is
+        # intact up to the last whole record; rerun once the cause is fixed.
+        print(f"asyncllm run: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _configure_logging(level: str) -> None:
@@ -91,271 +136,104 @@ def _configure_logging(level: str) -> None:
     )
 
 
-def _generated(count: int) -> Iterator[dict[str, Any]]:
-    # One prompt in four repeats an earlier one: the cache answers those.
-    for i in range(count):
-        n = i if i % 4 else i // 4
-        topic = _TOPICS[n % len(_TOPICS)]
-        yield {
-            "prompt": f"In one sentence, why do LLM clients need {topic}? (#{n})",
-            "temperature": 0,
-            "max_tokens": 64,
-        }
+def _default_output(input_path: Path) -> Path:
+    name = input_path.name.removesuffix(".jsonl")
+    return Path.cwd() / f"{name}.results.jsonl"
 
 
-async def _read_input(path: str) -> AsyncIterator[dict[str, Any]]:
-    # Lines are read in a worker thread, so a slow producer on stdin never blocks the loop.
-    if path == "-":
-        stream = anyio.wrap_file(sys.stdin.buffer)
+async def _config(args: argparse.Namespace, stack: AsyncExitStack) -> tuple[RunConfig, str]:
+    if args.config:
+        config, where = load_config(args.config), f"config {args.config}"
     else:
-        try:
-            stream = await anyio.open_file(path, "rb")
-        except OSError as exc:
-            raise AsyncLLMError(f"cannot read {path}: {exc.strerror}") from exc
-    async with stream:
-        lineno = 0
-        async for line in stream:
-            lineno += 1
-            if not line.strip():
-                continue
-            try:
-                item = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise AsyncLLMError(f"{path}:{lineno}: not JSON: {exc}") from exc
-            if not isinstance(item, dict) or not ("prompt" in item or "messages" in item):
-                raise AsyncLLMError(f"{path}:{lineno}: needs 'prompt' or 'messages'")
-            yield item
+        config, where = await environment_config(stack)
+    # Limiters shared through Redis hold a connection pool: close them on the way out.
+    for lim in config.limits.values():
+        close = getattr(lim, "aclose", None)
+        if close is not None:
+            stack.push_async_callback(close)
+    if args.budget is not None:
+        config.budget = {**(config.budget or {}), "usd": args.budget}
+    return config, where
 
 
-def _split(item: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    params = dict(item)
-    messages = params.pop("messages", None) or params.pop("prompt")
-    params.pop("prompt", None)
-    params.pop("id", None)
-    return messages, params
-
-
-async def _environment_config(stack: AsyncExitStack) -> tuple[RunConfig, str]:
-    from ..limits import limiter
-    from ..providers import resolve
-
-    have_openai = bool(os.environ.get("OPENAI_API_KEY"))
-    have_anthropic = bool(os.environ.get("ANTHROPIC_API_KEY"))
-    if have_openai or have_anthropic:
-        specs = [
-            s
-            for s, ok in (
-                ("openai:gpt-4o-mini", have_openai),
-                ("anthropic:claude-3-5-haiku-latest", have_anthropic),
-            )
-            if ok
-        ]
-        providers = [resolve(s) for s in specs]
-        return (
-            RunConfig(
-                providers=providers,
-                strategy="hedge",
-                timeout=60.0,
-                concurrency=16,
-                cache={"ttl": 3600},
-                budget={"usd": 1.0, "period": "day"},
-            ),
-            "real providers: " + ", ".join(specs),
-        )
-    from ..testing import Simulator, heavy_tail
-
-    # Limits scaled to a 1 s period so a short run shows them working.
-    sim = await stack.enter_async_context(
-        Simulator(
-            latency=heavy_tail(0.02),
-            token_delay=0.001,
-            output_tokens=24,
-            rpm=3000,
-            tpm=600_000,
-            period=1.0,
-        )
-    )
-    providers = [
-        resolve(
-            "openai_compatible:sim-gpt",
-            name="sim-openai",
-            base_url=sim.openai_base_url,
-            api_key="sim",
-            stream_usage=True,  # the simulator reports usage at the end of streams
-        ),
-        resolve(
-            "anthropic:sim-claude",
-            name="sim-anthropic",
-            base_url=sim.anthropic_base_url,
-            api_key="sim",
-        ),
-    ]
-    # Both drivers hit one simulator, so they share one limit: give each half.
-    limits: dict[str, Limiter] = {
-        p.name: limiter(rpm=1500, tpm=300_000, period=1.0, max_concurrency=64, name=p.name)
-        for p in providers
-    }
-    return (
-        RunConfig(
-            providers=providers,
-            limits=limits,
-            strategy="hedge",
-            timeout=30.0,
-            concurrency=64,
-            cache={"ttl": 600},
-            budget={"usd": 1.0},
-            # The simulated models are billed at gpt-4o-mini's list price.
-            prices={
-                (p.name, str(p.default_model)): {"input_per_mtok": 0.15, "output_per_mtok": 0.6}
-                for p in providers
-            },
-        ),
-        f"embedded simulator at {sim.base_url} (no API key set)",
-    )
-
-
-async def _items(args: argparse.Namespace) -> AsyncGenerator[dict[str, Any], None]:
-    if args.input:
-        async for item in _read_input(args.input):
-            yield item
-    else:
-        for item in _generated(args.count):
-            yield item
+async def _watch_signals(stop: anyio.Event, grace: float) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for sig in signals:
+            if not stop.is_set():
+                print(
+                    f"\nasyncllm run: {signal.Signals(sig).name}: no new requests; in-flight "
+                    f"ones get up to {grace:g}s to finish, then the output is flushed",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                stop.set()
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from ..telemetry import MetricsObserver
+    if args.ray:
+        from ._ray import run_on_ray
 
+        return await run_on_ray(args, _default_output)
+    console = console_for(sys.stderr)
     async with AsyncExitStack() as stack:
-        if args.config:
-            config, where = load_config(args.config), f"config {args.config}"
-        else:
-            config, where = await _environment_config(stack)
-        # Limiters shared through Redis hold a connection pool: close them on the way out.
-        for lim in config.limits.values():
-            close = getattr(lim, "aclose", None)
-            if close is not None:
-                stack.push_async_callback(close)
-        metrics = MetricsObserver()
-        client: Client = await stack.enter_async_context(build_client(config, observers=[metrics]))
+        config, where = await _config(args, stack)
+        input_path = Path(args.input) if args.input else sample_input()
+        output = Path(args.output) if args.output else _default_output(input_path)
         print(f"asyncllm: {where}; strategy={config.strategy}", file=sys.stderr)
-
-        items = _items(args)
-        stack.push_async_callback(items.aclose)
-        first = await anext(items, None)
-        if first is None:
-            print("asyncllm run: no prompts", file=sys.stderr)
-            return 2
-        messages, params = _split(first)
-        if not args.quiet:
-            async with client.stream(messages, **params) as s:
-                async for chunk in s:
-                    print(chunk.text, end="", flush=True)
-            print()
-
-        out = _Writer(args.output) if args.output else None
-        concurrency = args.concurrency or config.concurrency
-        ok = failed = 0
-        started = time.perf_counter()
-
-        async def requests() -> AsyncIterator[Any]:
-            yield _as_request(first)
-            async for item in items:
-                yield _as_request(item)
-
-        async with client.map(requests(), concurrency=concurrency, ordered=True) as results:
-            async for result in results:
-                if result.error is None:
-                    ok += 1
-                else:
-                    failed += 1
-                if out is not None:
-                    await out.write(_record(result))
-        if out is not None:
-            await out.close()
-        elapsed = time.perf_counter() - started
-        _summary(ok, failed, elapsed, metrics.statistics(), client.statistics())
-        return 0 if failed == 0 else 1
-
-
-class _Writer:
-    """JSON lines to a file, written off the event loop in batches."""
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._buffer: list[bytes] = []
-        self._file: IO[bytes] | None = None
-
-    async def write(self, record: dict[str, Any]) -> None:
-        self._buffer.append(orjson.dumps(record) + b"\n")
-        if len(self._buffer) >= 512:
-            await self._flush()
-
-    async def _flush(self) -> None:
-        data, self._buffer = b"".join(self._buffer), []
-        await anyio.to_thread.run_sync(self._write_sync, data)
-
-    def _write_sync(self, data: bytes) -> None:
-        if self._file is None:
-            self._file = open(self._path, "wb")  # noqa: SIM115 - closed in close()
-        self._file.write(data)
-
-    async def close(self) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._flush()
-            if self._file is not None:
-                await anyio.to_thread.run_sync(self._file.close)
-
-
-def _as_request(item: dict[str, Any]) -> Any:
-    from .._build import build_request
-
-    messages, params = _split(item)
-    return build_request(messages, params)
-
-
-def _record(result: Any) -> dict[str, Any]:
-    r = result.response
-    if r is None:
-        return {
-            "index": result.index,
-            "error": type(result.error).__name__,
-            "message": str(result.error),
-        }
-    return {
-        "index": result.index,
-        "text": r.text,
-        "provider": r.provider,
-        "model": r.model,
-        "finish_reason": r.finish_reason,
-        "input_tokens": None if r.usage is None else r.usage.input_tokens,
-        "output_tokens": None if r.usage is None else r.usage.output_tokens,
-        "cost_usd": r.cost_usd,
-        "cached": r.cached,
-        "latency_s": round(r.latency, 4),
-    }
-
-
-def _summary(
-    ok: int, failed: int, elapsed: float, metrics: dict[str, Any], stats: dict[str, Any]
-) -> None:
-    req = metrics.get("requests", {})
-    lat = req.get("latency_s", {})
-    totals = metrics.get("totals", {})
-    cache = stats.get("cache", {})
-    counters = stats.get("counters", {})
-    lines = [
-        f"requests: {ok} ok, {failed} failed in {elapsed:.2f}s "
-        f"({(ok + failed) / max(elapsed, 1e-9):.0f}/s)",
-        "latency: "
-        + ", ".join(
-            f"{k} {v * 1000:.0f} ms"
-            for k, v in lat.items()
-            if k in ("p50", "p95", "p99") and v is not None
-        ),
-        f"cache: {cache.get('hits', 0)} hits, {cache.get('deduplicated', 0)} de-duplicated",
-        "attempts: " + ", ".join(f"{k}={v}" for k, v in sorted(counters.items())),
-        f"tokens: {totals.get('input_tokens', 0)} in, {totals.get('output_tokens', 0)} out; "
-        f"cost ${totals.get('cost_usd', 0.0):.6f}",
-    ]
-    print("\n".join(lines), file=sys.stderr)
+        print(f"asyncllm: input {input_path}", file=sys.stderr)
+        print(f"asyncllm: output {output} (rerun the same command to resume)", file=sys.stderr)
+        if args.dry_run:
+            est = await estimate(config, input_path, output)
+            budget = f" of a ${est.budget_usd:.4f} budget" if est.budget_usd is not None else ""
+            print(
+                f"dry run: {est.requests} requests, {est.done} already done, "
+                f"{est.to_send} to send, {est.bad_lines} bad lines; worst case "
+                f"${est.worst_case_usd:.4f} (spent so far ${est.spent_usd:.4f}{budget})"
+                + (f"; {est.unpriced} with an unknown price" if est.unpriced else "")
+            )
+            return 0
+        options = BatchOptions(
+            concurrency=args.concurrency,
+            ordered=args.ordered,
+            retry_errors=args.retry_errors,
+            restart=args.restart,
+            grace_period=args.grace,
+        )
+        grace = args.grace or config.batch.grace_period
+        stop = anyio.Event()
+        display: RichDisplay | LineDisplay
+        if args.quiet:
+            display = LineDisplay(sys.stderr, float("inf"))
+        elif sys.stderr.isatty():
+            display = RichDisplay(console)
+        else:
+            display = LineDisplay(sys.stderr, args.progress_interval)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_watch_signals, stop, grace)
+                with display:
+                    summary = await run_batch(
+                        config,
+                        input_path,
+                        output,
+                        options=options,
+                        progress=display.update,
+                        stop=stop,
+                    )
+                tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The task group wraps what run_batch raised: report the error itself.
+            if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+                raise group.exceptions[0] from None
+            raise
+    print_summary(summary, console)
+    print(summary.budget_line(), file=sys.stderr)
+    if summary.status == "budget":
+        print(
+            "asyncllm run: the budget stopped the batch; rerun with a larger budget "
+            "(--budget or [budget] usd) to finish the pending requests",
+            file=sys.stderr,
+        )
+    elif summary.status == "interrupted":
+        print("asyncllm run: interrupted; rerun the same command to continue", file=sys.stderr)
+    return summary.exit_code

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .._exceptions import ConfigurationError
+from .._redis_client import check_error_policy
 
 __all__ = ["RateLimit"]
 
@@ -38,6 +39,11 @@ class RateLimit:
             use the same ``redis_key`` and the same limits. Never put the API key here.
         lease_ttl: Redis only: seconds after which a concurrency slot of a crashed process
             is reclaimed. Must exceed your longest request.
+        window_margin: Redis only: seconds added to ``period`` for the strict sliding window
+            of ``rpm`` requests (absorbs jitter between admission and arrival); ``None``:
+            5% of the period, at most 0.25 s (see :attr:`strict_window`).
+        on_redis_error: Redis only: ``"refuse"`` (fail closed, the default) or ``"allow"``
+            (fail open, logged once per outage) when Redis cannot answer.
     """
 
     rpm: float | None = None
@@ -49,6 +55,8 @@ class RateLimit:
     redis_url: str | None = field(default=None, repr=False)  # may hold a password
     redis_key: str | None = None
     lease_ttl: float = 600.0
+    window_margin: float | None = None
+    on_redis_error: str = "refuse"
 
     def __post_init__(self) -> None:
         for name in ("rpm", "tpm"):
@@ -82,10 +90,25 @@ class RateLimit:
             raise ConfigurationError(
                 "rate limit redis_url must start with redis://, rediss:// or unix://"
             )
+        wm = self.window_margin
+        if wm is not None and not (_positive_number(wm) or (wm == 0 and type(wm) in (int, float))):
+            raise ConfigurationError(
+                f"rate limit window_margin must be a number of seconds >= 0, got {wm!r}"
+            )
+        check_error_policy(self.on_redis_error, where="rate limit")
         if not _positive_number(self.lease_ttl):
             raise ConfigurationError(
                 f"rate limit lease_ttl must be a positive number of seconds, got {self.lease_ttl!r}"
             )
+
+    @property
+    def strict_window(self) -> float:
+        """Seconds in which a shared limiter starts at most ``rpm`` requests: ``period``
+        plus ``window_margin`` (default 5% of the period, at most 0.25 s)."""
+        margin = self.window_margin
+        if margin is None:
+            margin = min(0.05 * self.period, 0.25)
+        return self.period + margin
 
     @property
     def request_rate(self) -> float | None:
@@ -102,7 +125,8 @@ class RateLimit:
         """Build from a plain mapping, such as a TOML ``[providers.NAME.limits]`` table.
 
         Keys are the attribute names (``rpm``, ``tpm``, ``max_concurrency``, ``period``,
-        ``per_model``, ``burst``, ``redis_url``, ``redis_key``, ``lease_ttl``).
+        ``per_model``, ``burst``, ``redis_url``, ``redis_key``, ``lease_ttl``,
+        ``window_margin``, ``on_redis_error``).
 
         Raises:
             ConfigurationError: on an unknown key (with a suggestion) or a bad value.

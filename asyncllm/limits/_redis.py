@@ -6,34 +6,35 @@ server time, so the budget is exact no matter how many processes take from it.
 
 Choices, and why:
 
-- **Waiting.** A refused caller sleeps until the time the script says capacity frees up,
-  plus up to ``jitter`` (10%) random extra so processes don't wake in lockstep; never less
-  than 1 ms. Nothing spins. Across processes the order is first-come-at-wake-up, not FIFO;
-  *within* a process waiters queue FIFO and only the head talks to Redis, so one process
-  makes one round trip per admission and a large reservation is not overtaken locally.
+- **One round trip per admission.** The script grants a *start time* (possibly in the
+  future) instead of "no, retry later": the caller sleeps until then and goes. Callers are
+  served in the order they asked, across processes; within a process waiters queue FIFO and
+  only the head talks to Redis, holding places in the shared schedule up to ``horizon``
+  seconds ahead (and at most ``lookahead``), so processes with work get equal shares.
+  Requests never exceed ``rpm`` in any sliding ``period`` (plus a margin for network
+  jitter), from the very first one.
 - **Concurrency** across processes uses leases: a sorted set of lease ids scored by expiry.
   A finished request removes its lease; a crashed process's leases expire after
-  ``lease_ttl`` (make it longer than your longest request). A caller blocked only by
-  concurrency re-checks when a local request finishes or after ``poll_interval``.
+  ``lease_ttl``. A caller blocked only by concurrency re-checks when a local request
+  finishes or after ``poll_interval``.
 - **Releases and feedback** are recorded synchronously in the task that releases (a
-  permit's exit, ``pause``, ``observe``; none of these can be interrupted) and travel with
-  this process's next script call for the key: the local head's next attempt when someone
-  is waiting (woken at once if asleep), so a release costs no round trip of its own under
-  load; otherwise the exiting task sends it itself, shielded from cancellation. If Redis
-  is unreachable at exit, the update stays pending for the next call rather than failing a
-  request that already succeeded. Other processes see a pause in their next reply.
-- **Failures**: an unreachable Redis (or any Redis or socket error on the way) makes
-  ``acquire`` raise :class:`~asyncllm.LimiterUnavailable`, chained to redis-py's error
-  (failing closed: no request goes out unaccounted). The orchestrator does not fall over on
-  it: the logical request fails with it at once, as with an unreachable budget.
-- **Cost**: one round trip per admission, plus one per release when nobody waits locally.
-  Each call runs in a short task behind both an anyio and an asyncio shield, so even a bare
-  ``task.cancel()`` cannot leave it unknown whether a slot was granted or a refund applied.
+  permit's exit, ``pause``, ``observe``; none of these awaits) and travel with this
+  process's next script call: the local head's, else a short-lived flusher task's, retried
+  with backoff while Redis is away. Leaving a permit never waits for Redis.
+- **Redis trouble never holds a caller past its deadline.** Every call is bounded by the
+  library's socket timeout and by the caller's own cancel scopes (it is not shielded). A
+  call whose outcome is unknown (timed out, cancelled, frozen server) is withdrawn by lease
+  id in the next call; the script gives the admission back if it was granted and refuses it
+  if it runs later. Batches of updates carry an id applied once. After a failure, callers
+  do not queue behind the next attempt: for ``outage_retry`` seconds they are answered at
+  once by ``on_redis_error``: ``"refuse"`` (default: :class:`~asyncllm.LimiterUnavailable`,
+  fail closed) or ``"allow"`` (admitted without the shared check; one warning per outage).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 import uuid
@@ -43,12 +44,16 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._exceptions import ConfigurationError, LimiterUnavailable
+from .._redis_client import (
+    REDIS_CONNECT_TIMEOUT,
+    REDIS_SOCKET_TIMEOUT,
+    check_error_policy,
+)
 from .._types import RateLimitInfo, Usage
 from ._common import add_totals, check_tokens, statistics_head, usage_tokens
 from ._config import RateLimit
-from ._lua import LIMITER_LUA
 from ._redis_lane import RedisLane
-from ._shield import run_shielded
+from ._redis_store import RedisStore
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -57,31 +62,19 @@ if TYPE_CHECKING:
 __all__ = ["RedisRateLimiter"]
 
 _MIN_SLEEP = 0.001
-
-
-def _store_error(exc: BaseException) -> bool:
-    """Whether ``exc`` says the Redis store could not be used (down, slow, refusing)."""
-    if isinstance(exc, OSError):  # socket errors (asyncio.TimeoutError is an OSError too)
-        return True
-    from redis.exceptions import RedisError  # imported already: a script call was made
-
-    return isinstance(exc, RedisError)
-
-
-def _reason(exc: BaseException) -> str:
-    # The class name only: redis-py's messages name the host and port.
-    return type(exc).__name__
+_FOREVER = 1e12  # "no deadline", as a number Lua can read
 
 
 class RedisPermit:
     """One admission from a shared budget; see ``RatePermit`` for the contract."""
 
-    __slots__ = ("_lease", "_limiter", "_model", "_used", "tokens", "waited")
+    __slots__ = ("_entered", "_lease", "_limiter", "_model", "_used", "tokens", "waited")
 
     def __init__(self, limiter: RedisRateLimiter, tokens: int, model: str) -> None:
         self._limiter = limiter
         self._model = model
-        self._lease: str | None = None
+        self._entered = False
+        self._lease = ""  # empty: admitted without Redis (on_redis_error="allow")
         self._used: int | None = None
         self.tokens = tokens
         self.waited = 0.0
@@ -96,9 +89,10 @@ class RedisPermit:
         self._used = None if usage is None else usage_tokens(usage)
 
     async def __aenter__(self) -> RedisPermit:
-        if self._lease is not None:
+        if self._entered:
             raise RuntimeError("a RedisPermit can be entered only once")
         self._lease, self.waited = await self._limiter._acquire(self.tokens, self._model)
+        self._entered = True
         return self
 
     async def __aexit__(
@@ -107,13 +101,14 @@ class RedisPermit:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        lease, self._lease = self._lease, None
-        if lease is not None:
+        # No await: the release is recorded here and sent by the lane (see the module doc).
+        if self._entered:
+            self._entered = False
             delta = 0 if self._used is None else self._used - self.tokens
-            await self._limiter._exit(self._model, lease, delta)
+            self._limiter._exit(self._model, self._lease, delta)
 
 
-class RedisRateLimiter:
+class RedisRateLimiter(RedisStore):
     """A rate limiter whose budget lives in Redis; implements ``asyncllm._hooks.Limiter``.
 
     Args:
@@ -128,7 +123,16 @@ class RedisRateLimiter:
         key: Name of the shared budget; every process sharing the API key uses the same.
         lease_ttl: Seconds before a crashed process's concurrency slot is reclaimed.
         poll_interval: Longest sleep when blocked on concurrency held by other processes.
-        jitter: Random extra sleep, as a fraction of the computed wait.
+        jitter: Random extra sleep when blocked on concurrency, as a fraction of the wait.
+        window_margin: Extra seconds added to ``period`` for the strict sliding window of
+            ``rpm`` requests (absorbs network jitter); see ``RateLimit.strict_window``.
+        lookahead: Most admissions of this process scheduled ahead of their start.
+        horizon: How far ahead (seconds) this process keeps asking for starts; beyond it,
+            it holds its place (one start at least) until the schedule comes closer.
+        on_redis_error: ``"refuse"`` (fail closed) or ``"allow"`` (fail open, logged).
+        outage_retry: Seconds after a Redis failure before the next caller tries Redis again.
+        call_timeout: Longest one Redis call may take, connecting included (default: the
+            library's connect plus socket timeouts).
         name: Label for statistics.
     """
 
@@ -147,24 +151,40 @@ class RedisRateLimiter:
         lease_ttl: float = 600.0,
         poll_interval: float = 0.05,
         jitter: float = 0.1,
+        window_margin: float | None = None,
+        lookahead: int = 16,
+        horizon: float = 0.25,
+        on_redis_error: str = "refuse",
+        outage_retry: float = 0.5,
+        call_timeout: float = REDIS_CONNECT_TIMEOUT + REDIS_SOCKET_TIMEOUT,
         name: str = "",
     ) -> None:
         if (url is None) == (client is None):
             raise ConfigurationError("RedisRateLimiter needs exactly one of url= or client=")
-        if not (poll_interval > 0 and 0 <= jitter <= 1):
-            raise ConfigurationError("poll_interval must be > 0 and jitter in [0, 1]")
-        self.config = RateLimit(
+        if not (poll_interval > 0 and 0 <= jitter <= 1 and outage_retry > 0 and call_timeout > 0):
+            raise ConfigurationError(
+                "poll_interval, outage_retry and call_timeout must be > 0 and jitter in [0, 1]"
+            )
+        if isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 1:
+            raise ConfigurationError(f"lookahead must be an integer >= 1, got {lookahead!r}")
+        if not horizon >= 0:
+            raise ConfigurationError(f"horizon must be >= 0 seconds, got {horizon!r}")
+        self.policy = check_error_policy(on_redis_error, where="RedisRateLimiter")
+        self.config = c = RateLimit(
             rpm=rpm, tpm=tpm, max_concurrency=max_concurrency, period=period,
             per_model=per_model, burst=burst, redis_url=url, redis_key=key, lease_ttl=lease_ttl,
+            window_margin=window_margin, on_redis_error=on_redis_error,
         )  # fmt: skip
         self.name = name
         self._client = client
         self._owns_client = client is None
         self._script: AsyncScript | None = None
-        self._poll = poll_interval
-        self._jitter = jitter
+        self._poll, self._jitter = poll_interval, jitter
+        self._lookahead, self._horizon = lookahead, horizon
+        self._outage_retry, self._call_timeout = outage_retry, call_timeout
+        self._down_until = -math.inf  # monotonic: callers are answered by the policy until
+        self._outages = 0
         self._lanes: dict[str, RedisLane] = {}
-        c = self.config
         self._caps = (
             0.0 if c.rpm is None else c.rpm * c.burst,
             0.0 if c.rpm is None else c.rpm / c.period,
@@ -172,97 +192,28 @@ class RedisRateLimiter:
             0.0 if c.tpm is None else c.tpm / c.period,
             c.max_concurrency or 0,
         )
+        rpm_window = 0 if c.rpm is None else max(1, math.floor(c.rpm))
         # The constant head of the script's numeric arguments, formatted once.
-        self._const = " ".join(repr(float(x)) for x in (*self._caps, c.lease_ttl))
+        self._const = " ".join(
+            repr(float(x)) for x in (*self._caps, c.lease_ttl, c.strict_window, rpm_window)
+        )
 
     @classmethod
     def from_config(
-        cls, config: RateLimit, *, client: Redis | None = None, name: str = ""
+        cls, config: RateLimit, *, client: Redis | None = None, name: str = "", **kw: Any
     ) -> RedisRateLimiter:
-        """Build from a :class:`RateLimit` with ``redis_url`` (or ``client``) and ``redis_key``."""
+        """Build from a :class:`RateLimit` with ``redis_url`` (or ``client``) and ``redis_key``.
+
+        Extra keywords (``on_redis_error``, ``lookahead``...) go to the constructor.
+        """
         if config.redis_key is None:
             raise ConfigurationError("a shared (Redis) rate limit needs redis_key")
         return cls(
             config.rpm, config.tpm, config.max_concurrency, config.period, config.per_model,
             config.burst, url=None if client is not None else config.redis_url, client=client,
             key=config.redis_key, lease_ttl=config.lease_ttl, name=name,
+            window_margin=config.window_margin, on_redis_error=config.on_redis_error, **kw,
         )  # fmt: skip
-
-    # -- plumbing ----------------------------------------------------------------------------
-
-    def _redis(self) -> AsyncScript:
-        if self._script is None:
-            if self._client is None:
-                try:
-                    from redis.asyncio import Redis
-                except ImportError as e:  # pragma: no cover - depends on the environment
-                    raise ConfigurationError(
-                        "shared rate limits need redis-py: pip install 'asyncllm[redis]'"
-                    ) from e
-                assert self.config.redis_url is not None
-                self._client = Redis.from_url(self.config.redis_url)
-            self._script = self._client.register_script(LIMITER_LUA)
-        return self._script
-
-    def _lane(self, model: str) -> RedisLane:
-        key = model if self.config.per_model else "*"
-        lane = self._lanes.get(key)
-        if lane is None:
-            base = self.config.redis_key if key == "*" else f"{self.config.redis_key}:{key}"
-            tag = f"asyncllm:rl:{{{base}}}"  # hash tag: both keys in one cluster slot
-            lane = self._lanes[key] = RedisLane((f"{tag}:state", f"{tag}:leases"))
-        return lane
-
-    async def _call(
-        self, lane: RedisLane, op: str, amount: int = 0, lease: str = ""
-    ) -> dict[str, Any]:
-        """One script step, carrying this process's pending updates for the key.
-
-        If the call fails, the updates are kept for the next one.
-        """
-        batch = lane.take_pending()
-        now = time.monotonic()
-        rooms = []
-        for dim, rate in (("requests", self._caps[1]), ("tokens", self._caps[3])):
-            seen = batch.rooms.get(dim)
-            rooms.append(-1.0 if seen is None else seen[0] + rate * (now - seen[1]))
-        pause = max(0.0, batch.pause_until - now)
-        numbers = (
-            f"{self._const} {pause!r} {rooms[0]!r} {rooms[1]!r} {amount} {batch.delta} {batch.undo}"
-        )
-        try:
-            raw = await self._redis()(keys=lane.keys, args=(op, numbers, lease, *batch.leases))
-        except BaseException as exc:
-            lane.pending.merge(batch)
-            if _store_error(exc):
-                raise LimiterUnavailable(
-                    self.name or str(self.config.redis_key), _reason(exc)
-                ) from exc
-            raise
-        f = raw.split()
-        reply = {
-            "granted": f[0] == b"1",
-            "wait": float(f[1]),
-            "requests_level": float(f[2]),
-            "tokens_level": float(f[3]),
-            "in_flight_shared": int(f[4]),
-            "paused_for": float(f[5]),
-            "rate_limited_shared": int(f[6]),
-            "concurrency_blocked": f[7] == b"1",
-        }
-        lane.reply = reply
-        return reply
-
-    async def _send(self, lane: RedisLane) -> asyncio.CancelledError | None:
-        """Send pending updates now, shielded; returns a cancellation that came meanwhile.
-
-        If Redis fails, the updates stay pending for the next call (and the error is
-        raised unless a cancellation is to be raised instead).
-        """
-        out = await run_shielded(self._call(lane, "flush"))
-        if out.error is not None and out.cancelled is None:
-            raise out.error
-        return out.cancelled
 
     # -- acquire / release -------------------------------------------------------------------
 
@@ -270,65 +221,104 @@ class RedisRateLimiter:
         lane = self._lane(model)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        turn = lane.join(loop)
-        if turn is not None:
+        lease: str | None = None
+        while lease is None:
+            if self._down_until > time.monotonic():
+                lease = self._unavailable(lane)
+                break
+            turn = lane.join(loop)
+            if turn is not None:
+                try:
+                    await turn
+                except asyncio.CancelledError:
+                    if not turn.cancelled():  # made head, then cancelled: pass it on
+                        lane.pass_on()
+                    raise
             try:
-                await turn
-            except asyncio.CancelledError:
-                if not turn.cancelled():  # made head, then cancelled: pass it on
-                    lane.pass_on()
-                raise
-        lease = uuid.uuid4().hex
-        try:
-            await self._until_granted(lane, tokens, lease)
-        except BaseException:
-            lane.pass_on()
-            if not lane.head_busy and lane.pending:
-                await self._send_quietly(lane)  # an undo, or releases nobody else will carry
-            raise
-        lane.pass_on()
-        if not lane.head_busy and lane.pending:
-            cancelled = await self._send_quietly(lane)
-            if cancelled is not None:  # cancelled after the grant: it goes back too
-                self._release(lane, lease, -tokens, undo=True)
-                await self._send_quietly(lane)
-                raise cancelled
+                lease = await self._as_head(lane, tokens)
+            except LimiterUnavailable:
+                if self.policy == "refuse":
+                    raise
+                lease = self._unavailable(lane)
+            finally:
+                self._flush_soon(lane)
         waited = loop.time() - started
         lane.record(waited)
         return lease, waited
 
-    async def _until_granted(self, lane: RedisLane, tokens: int, lease: str) -> None:
-        """The head's loop: ask Redis, sleep until it says capacity frees up, ask again."""
-        while True:
-            out = await run_shielded(self._call(lane, "acquire", tokens, lease))
-            reply = out.value
-            if reply is not None and reply["granted"]:
-                lane.in_flight += 1
-                if out.cancelled is not None:  # granted, but the caller is gone: undo
-                    self._release(lane, lease, -tokens, undo=True)
-                    raise out.cancelled
-                return
-            if out.cancelled is not None:
-                raise out.cancelled
-            if out.error is not None:
-                raise out.error
-            assert reply is not None
-            await self._sleep(lane, reply)
-
-    async def _send_quietly(self, lane: RedisLane) -> asyncio.CancelledError | None:
+    async def _as_head(self, lane: RedisLane, tokens: int) -> str | None:
+        """The head's turn: ask until granted (returns the lease) or told to wait beyond
+        the caller's deadline (returns ``None`` after sleeping; the caller queues again).
+        Always hands the head on."""
+        handed_on = False
         try:
-            return await self._send(lane)
-        except Exception:
-            return None  # kept pending; the next call of this process retries
+            while True:
+                if self._down_until > time.monotonic():
+                    raise LimiterUnavailable(self.name or str(self.config.redis_key), "outage")
+                deadline = anyio.current_effective_deadline()
+                max_wait = _FOREVER if math.isinf(deadline) else deadline - anyio.current_time()
+                if time.monotonic() + max_wait < lane.full_until:
+                    # A moment ago nobody could start before this deadline: don't ask.
+                    lane.pass_on()
+                    handed_on = True
+                    await anyio.sleep(max_wait)
+                    return None
+                lease = uuid.uuid4().hex
+                reply = await self._call(lane, "acquire", tokens, lease, max(0.0, max_wait))
+                if reply["granted"]:
+                    lane.in_flight += 1
+                    if reply["wait"] > 0:
+                        handed_on = True
+                        local = reply["server_time"] + reply["wait"] + lane.offset
+                        await self._until_start(lane, local - time.monotonic(), lease, tokens)
+                    return lease
+                if not reply["concurrency_blocked"]:  # would start after the deadline
+                    lane.full_until = time.monotonic() + reply["wait"]
+                    lane.pass_on()
+                    handed_on = True
+                    await anyio.sleep(reply["wait"])  # the deadline comes first
+                    return None
+                await self._sleep_blocked(lane, reply["wait"])
+        finally:
+            if not handed_on:
+                lane.pass_on()
 
-    async def _sleep(self, lane: RedisLane, reply: dict[str, Any]) -> None:
-        """Sleep until the time Redis said (plus jitter), or until woken by a local event."""
-        if lane.pending:  # releases arrived during the call: send them (and retry) now
+    async def _until_start(self, lane: RedisLane, wait: float, lease: str, tokens: int) -> None:
+        """Sleep until a granted start. The head is handed on at once while this process
+        holds at most ``lookahead`` starts, reaching at most ``horizon`` seconds ahead;
+        otherwise when that becomes true (so each process keeps about ``horizon`` seconds
+        of the shared schedule, and at least one start)."""
+        loop = asyncio.get_running_loop()
+        start = loop.time() + wait
+        lane.ahead += 1
+        passed = False
+        try:
+            while (now := loop.time()) < start:
+                if lane.ahead > self._lookahead:  # wait for an earlier one to start
+                    freed = lane.ahead_freed = anyio.Event()
+                    with anyio.move_on_after(start - now):
+                        await freed.wait()
+                elif start - now > self._horizon:  # far enough ahead already
+                    await anyio.sleep(start - now - self._horizon)
+                else:
+                    break
+            lane.pass_on()
+            passed = True
+            await anyio.sleep(max(0.0, start - loop.time()))
+        except BaseException:
+            # Cancelled before its start: the admission goes back (nothing was sent).
+            if not passed:
+                lane.pass_on()
+            self._release(lane, lease, 0, withdraw=tokens)
+            raise
+        finally:
+            lane.freed_ahead()
+
+    async def _sleep_blocked(self, lane: RedisLane, wait: float) -> None:
+        """Blocked on concurrency: sleep until woken by a local release, or poll."""
+        if lane.unsent():  # releases arrived during the call: send them (and retry) now
             return
-        wait = reply["wait"]
-        if reply["concurrency_blocked"]:
-            wait = min(wait, self._poll)
-        wait = max(_MIN_SLEEP, wait * (1.0 + random.random() * self._jitter))
+        wait = max(_MIN_SLEEP, min(wait, self._poll) * (1.0 + random.random() * self._jitter))
         kick = lane.kick = anyio.Event()
         try:
             with anyio.move_on_after(wait):
@@ -336,27 +326,24 @@ class RedisRateLimiter:
         finally:
             lane.kick = None
 
-    def _release(self, lane: RedisLane, lease: str, delta: int, *, undo: bool) -> None:
-        """Record a release. No await, so it cannot be interrupted; it reaches Redis with
-        the next call of this process (a sleeping head is woken to make it)."""
+    def _release(self, lane: RedisLane, lease: str, delta: int, *, withdraw: int = -1) -> None:
+        """Record a release (no await, so it cannot be interrupted); the lane sends it."""
         lane.in_flight -= 1
+        if not lease:  # admitted while Redis was away: nothing to give back there
+            return
         p = lane.pending
-        p.delta += delta
-        p.undo += int(undo)
-        if self._caps[4]:
-            p.leases.append(lease)
+        if withdraw >= 0:
+            p.items.append(f"u{lease} {withdraw}")
+        else:
+            p.delta += delta
+            if self._caps[4]:
+                p.items.append(f"d{lease}")
         lane.wake_head()
+        self._flush_soon(lane)
 
-    async def _exit(self, model: str, lease: str, delta: int) -> None:
-        """A permit's exit: record the release; send it now unless a local head will."""
-        lane = self._lane(model)
-        self._release(lane, lease, delta, undo=False)
-        if not lane.head_busy and lane.pending:
-            # If Redis is unreachable the update stays pending for the next call: failing
-            # a finished request because its refund could not be sent would be worse.
-            cancelled = await self._send_quietly(lane)
-            if cancelled is not None:
-                raise cancelled
+    def _exit(self, model: str, lease: str, delta: int) -> None:
+        """A permit's exit: record the release; a head or the flusher sends it."""
+        self._release(self._lane(model), lease, delta)
 
     # -- Limiter protocol --------------------------------------------------------------------
 
@@ -365,7 +352,8 @@ class RedisRateLimiter:
 
         Raises:
             InvalidRequestError: if ``tokens`` is not an integer >= 0.
-            LimiterUnavailable: on entry, when Redis cannot be reached (fails closed).
+            LimiterUnavailable: on entry, when Redis cannot be reached and
+                ``on_redis_error="refuse"`` (the default).
         """
         return RedisPermit(self, check_tokens(tokens), model)
 
@@ -376,6 +364,7 @@ class RedisRateLimiter:
         p = lane.pending
         p.pause_until = max(p.pause_until, time.monotonic() + max(0.0, seconds))
         lane.wake_head()
+        self._flush_soon(lane)
 
     def observe(self, info: RateLimitInfo, *, model: str, age: float = 0.0) -> None:
         """Lower the shared room to what the headers say (same rule as ``RateLimiter``)."""
@@ -397,26 +386,30 @@ class RedisRateLimiter:
                     rooms[dim] = (room, now)
 
     def statistics(self) -> dict[str, Any]:
-        """Local waiters, wait times and 429s; shared levels as of the last Redis reply.
+        """Local waiters, wait times, Redis calls and 429s; shared levels as of the last reply.
 
         Shared figures (``requests_level``, ``tokens_level``, ``in_flight_shared``,
         ``paused_for``, ``rate_limited_shared``) come from the last script reply; call
         :meth:`fetch_statistics` for fresh ones. Per key under ``"models"``; without
-        ``per_model`` the single key's figures are also at the top level.
+        ``per_model`` the single key's figures are also at the top level. ``fail_open``
+        counts admissions made without Redis (``on_redis_error="allow"``), ``outages`` the
+        times Redis became unreachable.
         """
         per = {k: lane.statistics() for k, lane in self._lanes.items()}
         out = statistics_head(self.name, "redis", self.config)
-        add_totals(
-            out, per, ("waiting", "in_flight", "acquired", "wait_time_total", "rate_limited")
-        )
+        keys = ("waiting", "in_flight", "acquired", "wait_time_total", "rate_limited",
+                "fail_open", "redis_calls")  # fmt: skip
+        add_totals(out, per, keys)
         if not self.config.per_model and "*" in per:
             out = per["*"] | out
+        out["on_redis_error"] = self.policy
+        out["outages"] = self._outages
         out["models"] = per
         return out
 
     async def fetch_statistics(self, *models: str) -> dict[str, Any]:
         """Read the shared levels from Redis (for ``models``, default: all used so far),
-        sending any pending feedback, then return :meth:`statistics`.
+        sending any pending updates, then return :meth:`statistics`.
 
         Raises:
             LimiterUnavailable: when Redis cannot be reached.
@@ -424,16 +417,30 @@ class RedisRateLimiter:
         for model in models:
             self._lane(model)
         for lane in list(self._lanes.values()):
-            cancelled = await self._send(lane)
-            if cancelled is not None:
-                raise cancelled
+            await self._call(lane, "flush")
+            while lane.unsent():
+                await self._call(lane, "flush")
         return self.statistics()
 
     async def aclose(self) -> None:
-        """Close the Redis connection pool if this limiter created it."""
-        if self._owns_client and self._client is not None:
-            client, self._client, self._script = self._client, None, None
-            await client.aclose()
+        """Send what is still unsent (bounded by ``call_timeout``), stop the flushers, and
+        close the Redis connection pool if this limiter created it."""
+        with anyio.CancelScope(shield=True):
+            for lane in self._lanes.values():
+                task, lane.flusher = lane.flusher, None
+                if task is not None:
+                    task.cancel()
+                    with anyio.move_on_after(self._call_timeout):
+                        await asyncio.gather(task, return_exceptions=True)
+                with anyio.move_on_after(self._call_timeout):
+                    while lane.unsent() and self._down_until < time.monotonic():
+                        try:
+                            await self._call(lane, "flush")
+                        except LimiterUnavailable:
+                            break
+            if self._owns_client and self._client is not None:
+                client, self._client, self._script = self._client, None, None
+                await client.aclose()
 
     async def __aenter__(self) -> RedisRateLimiter:
         return self

@@ -1,143 +1,194 @@
-"""``asyncllm run`` (the main job) and its TOML configuration."""
+"""``asyncllm run`` (the main job) as a real subprocess against the simulator: bad and
+duplicate lines, budget stop and resume, --retry-errors, --dry-run, --ordered, and the
+README's main command on the embedded simulator."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import orjson
 import pytest
 
-from asyncllm import ConfigurationError
-from asyncllm.cli._config import build_client, load_config, parse_config
-from asyncllm.testing import Simulator
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "batch"))
 
+from _batchtest import env, records, run, run_args, write_config, write_input
 
-def test_config_builds_providers_limits_and_prices(tmp_path: Path) -> None:
-    cfg = tmp_path / "asyncllm.toml"
-    cfg.write_text(
-        """
-[client]
-strategy = "race"
-timeout = 5
-concurrency = 8
-
-[budget]
-usd = 2.5
-
-[providers.local]
-spec = "vllm:llama"
-base_url = "http://127.0.0.1:9/v1"
-price = { input_per_mtok = 1.0, output_per_mtok = 2.0 }
-[providers.local.limits]
-rpm = 60
-max_concurrency = 4
-"""
-    )
-    config = load_config(cfg)
-    assert [p.name for p in config.providers] == ["local"]
-    assert config.strategy == "race" and config.timeout == 5.0 and config.concurrency == 8
-    assert set(config.limits) == {"local"}
-    assert config.prices == {("local", "llama"): {"input_per_mtok": 1.0, "output_per_mtok": 2.0}}
-    client = build_client(config)
-    assert client.strategy.name == "race"
-
-
-@pytest.mark.parametrize(
-    ("data", "needle"),
-    [
-        ({}, "no \\[providers"),
-        ({"providers": {"a": {"spec": "openai:x", "api_key": "sk-secret-value"}}}, "secrets"),
-        ({"providers": {"a": {"base_url": "x"}}}, "spec"),
-        ({"providers": {"a": {"spec": "nope:x"}}}, "unknown provider"),
-        ({"client": {"strategy": "yolo"}, "providers": {"a": {"spec": "vllm:m"}}}, "strategy"),
-        ({"client": {"concurrency": 0}, "providers": {"a": {"spec": "vllm:m"}}}, "concurrency"),
-        ({"extra": {}, "providers": {"a": {"spec": "vllm:m"}}}, "unknown config"),
-    ],
+from asyncllm.batch import (
+    EXIT_BAD_INPUT,
+    EXIT_BUDGET,
+    EXIT_DONE,
+    EXIT_ERRORS,
 )
-def test_bad_config_is_a_configuration_error(data: dict[str, object], needle: str) -> None:
-    with pytest.raises(ConfigurationError, match=needle) as info:
-        parse_config(data)
-    assert "sk-secret-value" not in str(info.value)
+from asyncllm.testing import Fault, Simulator
+
+N = 60
 
 
-def test_unreadable_config_is_a_configuration_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="cannot read"):
-        load_config(tmp_path / "missing.toml")
-    bad = tmp_path / "bad.toml"
-    bad.write_text("[client\n")
-    with pytest.raises(ConfigurationError, match="not valid TOML"):
-        load_config(bad)
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    async with Simulator(latency=0.005) as s:
+        yield s
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
-    return env
+def _one_per_id(out: Path, ids: list[str]) -> list[dict[str, object]]:
+    recs = records(out)
+    got = [r["custom_id"] for r in recs]
+    assert len(got) == len(set(got)) and sorted(got) == sorted(ids)
+    return recs
 
 
-def test_main_job_runs_on_the_embedded_simulator(tmp_path: Path) -> None:
-    out = tmp_path / "results.jsonl"
+async def test_bad_lines_become_error_records_and_the_run_goes_on(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    cfg = write_config(tmp_path / "c.toml", sim)
+    inp = tmp_path / "in.jsonl"
+    write_input(inp, 6)
+    good = inp.read_bytes().splitlines()
+    bad = [
+        b"{not json",
+        b'{"custom_id": "x1", "prompt": "p", "logit_bias": {}}',
+        b"",
+        b'{"custom_id": "x2", "method": "POST", "url": "http://169.254.169.254/v1/chat/'
+        b'completions", "body": {"messages": [{"role": "user", "content": "p"}]}}',
+        b'{"custom_id": "x3", "prompt": "p", "model": "not-configured"}',
+    ]
+    inp.write_bytes(b"\n".join(good[:3] + bad + good[3:]) + b"\n")
+    out = tmp_path / "out.jsonl"
+    code, err = await run(run_args(cfg, inp, out, "--quiet"))
+    assert code == EXIT_ERRORS, err
+    recs = records(out)
+    assert len(recs) == 6 + 4, "one record per non-blank line"
+    errors = {r["asyncllm"]["line"]: r["error"] for r in recs if r["error"] is not None}
+    assert {n: e["code"] for n, e in errors.items()} == {
+        4: "invalid_json",
+        5: "unknown_parameter",
+        7: "invalid_url",
+        8: "model_not_configured",
+    }
+    assert errors[5]["message"].startswith("line 5:") and "logit_bias" in errors[5]["message"]
+    assert sim.stats.received == 6, "bad lines are never sent; a line's url is not a host"
+    # A rerun sends nothing and writes nothing: every line has its record.
+    code, err = await run(run_args(cfg, inp, out, "--quiet"))
+    assert code == EXIT_ERRORS and len(records(out)) == 10 and sim.stats.received == 6
+
+
+async def test_duplicate_ids_are_refused_up_front_naming_both_lines(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    cfg = write_config(tmp_path / "c.toml", sim)
+    inp = tmp_path / "in.jsonl"
+    write_input(inp, 5)
+    with inp.open("ab") as f:
+        f.write(b'{"custom_id": "req-00001", "prompt": "again"}\n')
+    out = tmp_path / "out.jsonl"
+    code, err = await run(run_args(cfg, inp, out))
+    assert code == EXIT_BAD_INPUT
+    assert "duplicate custom_id 'req-00001' on lines 2 and 6" in err
+    assert sim.stats.received == 0 and not out.exists()
+
+
+async def test_budget_stops_cleanly_and_a_larger_budget_finishes(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    cfg = write_config(tmp_path / "c.toml", sim, price=True)
+    inp = tmp_path / "in.jsonl"
+    ids = write_input(inp, N)
+    out = tmp_path / "out.jsonl"
+    args = run_args(cfg, inp, out, "--quiet")
+    code, err = await run([*args, "--budget", "0.3"])
+    assert code == EXIT_BUDGET, err
+    first = records(out)
+    assert 0 < len(first) < N
+    assert all(r["error"] is None for r in first), "refused requests get no record"
+    assert f"{len(first)} done, {N - len(first)} pending, $" in err and "of $0.3000" in err
+    assert len(err.splitlines()) < 40, "no flood of per-request warnings"
+    spent = sum(r["asyncllm"]["cost_usd"] for r in first)
+    assert spent <= 0.3
+    # The same budget again: what the first run spent counts, so only what is left of it
+    # (real costs settle below the worst cases reserved) is spent, not a second $0.30.
+    sent = sim.stats.received
+    code, err = await run([*args, "--budget", "0.3"])
+    assert code == EXIT_BUDGET, err
+    assert sim.stats.received - sent <= len(first) // 4
+    assert sum(r["asyncllm"]["cost_usd"] for r in records(out)) <= 0.3 + 1e-9
+    code, err = await run([*args, "--budget", "100"])
+    assert code == EXIT_DONE, err
+    assert f"{N} done, 0 pending" in err
+    _one_per_id(out, ids)
+
+
+async def test_dry_run_counts_and_prices_without_sending(sim: Simulator, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "c.toml", sim, price=True)
+    inp = tmp_path / "in.jsonl"
+    write_input(inp, N)
+    proc = await anyio.run_process(
+        run_args(cfg, inp, tmp_path / "out.jsonl", "--dry-run"), check=False, env=env()
+    )
+    assert proc.returncode == EXIT_DONE, proc.stderr
+    said = proc.stdout.decode()
+    assert f"{N} requests, 0 already done, {N} to send" in said and "worst case $" in said
+    worst = float(said.split("worst case $")[1].split()[0])
+    # Each request: under 40 input tokens and 4 output tokens at $1000 a million.
+    assert 4 * 0.001 * N < worst < 60 * 0.001 * N
+    assert sim.stats.received == 0 and not (tmp_path / "out.jsonl").exists()
+
+
+async def test_retry_errors_leaves_one_record_per_id(sim: Simulator, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "c.toml", sim)
+    inp = tmp_path / "in.jsonl"
+    ids = write_input(inp, N)
+    out = tmp_path / "out.jsonl"
+    sim.inject(Fault.bad_request(), times=5)
+    code, err = await run(run_args(cfg, inp, out, "--quiet"))
+    assert code == EXIT_ERRORS, err
+    failed = [r for r in records(out) if r["error"] is not None]
+    assert len(failed) == 5 and all(r["error"]["code"] == "bad_request" for r in failed)
+    assert all(r["response"]["status_code"] == 400 for r in failed)
+    code, err = await run(run_args(cfg, inp, out, "--quiet", "--retry-errors"))
+    assert code == EXIT_DONE, err
+    recs = _one_per_id(out, ids)
+    assert all(r["error"] is None for r in recs)
+    assert sim.stats.received == N + 5
+
+
+async def test_ordered_writes_in_input_order_with_progress_lines(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    cfg = write_config(tmp_path / "c.toml", sim)
+    inp = tmp_path / "in.jsonl"
+    ids = write_input(inp, N)
+    out = tmp_path / "out.jsonl"
+    code, err = await run(run_args(cfg, inp, out, "--ordered"))
+    assert code == EXIT_DONE, err
+    assert [r["custom_id"] for r in records(out)] == ids
+    assert "asyncllm run: 0/60 done" in err, "plain progress lines when not a terminal"
+    assert "latency" in err and "p95" in err, "the summary table"
+
+
+def test_main_command_runs_the_sample_batch_on_the_embedded_simulator(tmp_path: Path) -> None:
+    import subprocess
+
     proc = subprocess.run(
-        [sys.executable, "-m", "asyncllm.cli", "run", "--count", "40", "--output", str(out)],
+        [sys.executable, "-m", "asyncllm.cli", "run", "--quiet"],
         capture_output=True,
         text=True,
-        timeout=60,
-        env=_env(),
+        timeout=120,
+        env=env(),
+        cwd=tmp_path,
         check=False,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == EXIT_DONE, proc.stderr
     assert "embedded simulator" in proc.stderr
-    assert "40 ok, 0 failed" in proc.stderr
-    assert proc.stdout.strip(), "the first answer is streamed to stdout"
-    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
-    assert [r["index"] for r in records] == list(range(40))
-    assert all(r["text"] and r["output_tokens"] > 0 for r in records)
-    assert any(r["cached"] for r in records), "repeated prompts are answered by the cache"
-
-
-async def test_batch_from_a_config_and_input_file(tmp_path: Path) -> None:
-    async with Simulator() as sim:
-        cfg = tmp_path / "c.toml"
-        cfg.write_text(
-            f"""
-[providers.sim]
-spec = "openai_compatible:m1"
-base_url = "{sim.openai_base_url}"
-"""
-        )
-        prompts = tmp_path / "in.jsonl"
-        prompts.write_text(
-            '{"prompt": "hello", "max_tokens": 3}\n\n'
-            '{"messages": [{"role": "user", "content": "hi"}]}\n'
-        )
-        out = tmp_path / "out.jsonl"
-        args = [
-            sys.executable,
-            "-m",
-            "asyncllm.cli",
-            "run",
-            "--config",
-            str(cfg),
-            "--input",
-            str(prompts),
-            "--output",
-            str(out),
-            "--quiet",
-        ]
-        import anyio
-
-        proc = await anyio.run_process(args, check=False, env=_env())
-        assert proc.returncode == 0, proc.stderr.decode()
-        records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
-        assert len(records) == 2 and records[0]["output_tokens"] == 3
-        assert records[0]["finish_reason"] == "length"
-        assert sim.stats.received == 2
-
-        bad = tmp_path / "bad.jsonl"
-        bad.write_text('{"nope": 1}\n')
-        args[args.index(str(prompts))] = str(bad)
-        proc = await anyio.run_process(args, check=False, env=_env())
-        assert proc.returncode == 1
-        assert b"needs 'prompt' or 'messages'" in proc.stderr
+    out = tmp_path / "prompts.results.jsonl"
+    assert f"output {out}" in proc.stderr, "it says where the results go"
+    recs = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    sample = Path(__file__).resolve().parents[2] / "examples" / "batch" / "prompts.jsonl"
+    n = len(sample.read_bytes().splitlines())
+    assert len(recs) == n and f"{n} done, 0 pending" in proc.stderr
+    assert {r["custom_id"] for r in recs} == {
+        orjson.loads(line)["custom_id"] for line in sample.read_bytes().splitlines()
+    }
+    assert all(r["error"] is None and r["response"]["body"] for r in recs)

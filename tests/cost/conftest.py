@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import pytest
 from _redis import redis_server
-from _structlog import leave_structlog_as_found  # noqa: F401 - autouse for this directory
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import sys
 import orjson
 from limits_load import client_map
 
-from asyncllm.limits import RedisRateLimiter
+from asyncllm.limits import LimiterUnavailable, RedisRateLimiter
 
 
 async def main(argv: list[str]) -> None:
@@ -22,7 +22,14 @@ async def main(argv: list[str]) -> None:
     n, rpm, tpm = int(argv[3]), int(argv[4]), int(argv[5])
     period, chars, max_tokens = float(argv[6]), int(argv[7]), int(argv[8])
     async with RedisRateLimiter(rpm=rpm, tpm=tpm, period=period, url=redis_url, key=key) as lim:
-        await lim.fetch_statistics("sim-1")  # connect and load the script before the start
+        for attempt in range(20):  # connect and load the script before the start (retried:
+            try:  # on a busy machine the first call can miss the library's call timeout)
+                await lim.fetch_statistics("sim-1")
+                break
+            except LimiterUnavailable:
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.5)
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         result = await client_map(

@@ -1,5 +1,3 @@
 """Shared fixtures of the telemetry tests."""
 
 from __future__ import annotations
-
-from _structlog import leave_structlog_as_found  # noqa: F401 - autouse for this directory

@@ -1,0 +1,361 @@
+"""The output file: what earlier runs left in it, its repair, and appending to it.
+
+Exactly once across kills rests on four rules:
+
+* every record is appended with one unbuffered ``write`` as soon as its request finishes
+  (a killed process loses nothing the kernel was given) and fsynced every
+  ``fsync_interval`` seconds and at exit (a power cut loses at most that window);
+* on start the file is read: the ids it holds are done and are skipped; a torn last line
+  (no newline: the process died mid-write) is cut off and kept in ``OUT.torn``, never
+  silently dropped; any other unreadable line stops the run (nothing is truncated);
+* a side file ``OUT.state.json`` remembers the input's fingerprint; a different input is
+  refused unless ``restart``, which *moves* the old output aside (``OUT.<time>.bak``);
+* ``retry_errors`` rewrites the file without its error records into ``OUT.rewrite`` and
+  atomically renames it over the output (``os.replace``, then fsync of the directory): a kill
+  at any instant leaves either the old file or the new one, each with one record per id.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+
+from ._input import BatchInputError
+from ._record import record_cost
+from ._scan import IdSet
+
+__all__ = ["Appender", "OutputState", "prepare_output", "read_output"]
+
+_STATE_VERSION = 1
+
+
+@dataclass(slots=True)
+class OutputState:
+    """What the output already holds.
+
+    Attributes:
+        done: custom_ids with a record (not counting error records under ``retry_errors``).
+        done_lines: Line numbers of records without a custom_id (unreadable lines).
+        records: Records in the file.
+        errors: Error records in the file.
+        spent_usd: The cost the records report, summed.
+        repaired: Bytes of a torn last line that were cut off (kept in ``OUT.torn``).
+    """
+
+    done: IdSet
+    done_lines: set[int] = field(default_factory=set)
+    records: int = 0
+    errors: int = 0
+    spent_usd: float = 0.0
+    repaired: int = 0
+
+
+def _state_path(out: Path) -> Path:
+    return out.with_name(out.name + ".state.json")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path)
+
+
+def _repair(out: Path) -> int:
+    """Cut a torn last line off, keeping it in ``OUT.torn``; returns the bytes cut."""
+    size = out.stat().st_size
+    if size == 0:
+        return 0
+    with out.open("rb+") as f:
+        f.seek(max(0, size - 1))
+        if f.read(1) == b"\n":
+            return 0
+        # Walk back to the previous newline.
+        pos = size
+        while pos > 0:
+            step = min(65536, pos)
+            f.seek(pos - step)
+            block = f.read(step)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                pos = pos - step + nl + 1
+                break
+            pos -= step
+        f.seek(pos)
+        torn = f.read()
+        with out.with_name(out.name + ".torn").open("ab") as keep:
+            keep.write(torn + b"\n")
+            keep.flush()
+            os.fsync(keep.fileno())
+        f.truncate(pos)
+        f.flush()
+        os.fsync(f.fileno())
+    return size - pos
+
+
+def _read_sync(out: Path, exact: bool, retry_errors: bool) -> tuple[OutputState, float]:
+    # With retry_errors, also writes OUT.rewrite without the error records (the caller
+    # renames it over OUT) and returns what the dropped records had cost.
+    state = OutputState(IdSet(exact=exact))
+    removed = 0.0
+    if not out.exists():
+        state.done.freeze()
+        return state, removed
+    keep = out.with_name(out.name + ".rewrite") if retry_errors else None
+    sink = keep.open("wb") if keep is not None else None
+    try:
+        with out.open("rb") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec: Any = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    rec = None
+                if not isinstance(rec, dict) or "custom_id" not in rec:
+                    raise BatchInputError(
+                        "is not a batch output record; refusing to touch this file "
+                        "(move it away, or pass another output path)",
+                        path=str(out),
+                        line=lineno,
+                    )
+                is_error = rec.get("error") is not None
+                cost = record_cost(rec)
+                state.spent_usd += cost
+                if is_error and retry_errors:
+                    removed += cost
+                    continue
+                if sink is not None:
+                    sink.write(line)
+                state.records += 1
+                state.errors += is_error
+                cid = rec.get("custom_id")
+                if isinstance(cid, str):
+                    state.done.add(cid)
+                else:
+                    extra = rec.get("asyncllm")
+                    n = extra.get("line") if isinstance(extra, dict) else None
+                    if isinstance(n, int):
+                        state.done_lines.add(n)
+        if sink is not None and keep is not None:
+            sink.flush()
+            os.fsync(sink.fileno())
+            sink.close()
+            sink = None
+    finally:
+        if sink is not None:
+            sink.close()
+            if keep is not None:
+                keep.unlink(missing_ok=True)
+    state.done.freeze()
+    return state, removed
+
+
+def read_output(path: str | Path, *, exact_ids: bool = False) -> OutputState:
+    """Read what an output holds without changing it (for ``--dry-run`` and reports).
+
+    A torn last line is ignored here (it is cut off when a run starts).
+    """
+    out = Path(path)
+    state = OutputState(IdSet(exact=exact_ids))
+    if out.exists():
+        with out.open("rb") as f:
+            for line in f:
+                try:
+                    rec = orjson.loads(line) if line.endswith(b"\n") else None
+                except orjson.JSONDecodeError:
+                    rec = None
+                if not isinstance(rec, dict):
+                    continue
+                state.records += 1
+                state.errors += rec.get("error") is not None
+                state.spent_usd += record_cost(rec)
+                cid = rec.get("custom_id")
+                if isinstance(cid, str):
+                    state.done.add(cid)
+    state.spent_usd += _retired(_state_path(out))
+    state.done.freeze()
+    return state
+
+
+def _retired(state_path: Path) -> float:
+    try:
+        saved = orjson.loads(state_path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return 0.0
+    value = saved.get("retired_usd", 0.0) if isinstance(saved, dict) else 0.0
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def _prepare_sync(
+    out: Path,
+    fingerprint: str | None,
+    input_name: str,
+    *,
+    restart: bool,
+    retry_errors: bool,
+    exact_ids: bool,
+) -> OutputState:
+    state_path = _state_path(out)
+    has_records = out.exists() and out.stat().st_size > 0
+    saved: dict[str, Any] | None = None
+    if state_path.exists():
+        try:
+            saved = orjson.loads(state_path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            saved = None
+    stale = has_records and (
+        saved is None or (fingerprint is not None and saved.get("fingerprint") != fingerprint)
+    )
+    if stale and not restart:
+        why = (
+            f"was written for a different input (its fingerprint is in {state_path.name})"
+            if saved is not None
+            else f"has records but no {state_path.name}, so it may belong to another batch"
+        )
+        raise BatchInputError(
+            f"{why}; rerun with --restart to move it aside and start over", path=str(out)
+        )
+    if restart and (has_records or state_path.exists()):
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        n = 0
+        while out.with_name(f"{out.name}.{stamp}{'-' + str(n) if n else ''}.bak").exists():
+            n += 1  # two restarts in one second: never replace an earlier backup
+        stamp += f"-{n}" if n else ""
+        if out.exists():
+            os.replace(out, out.with_name(f"{out.name}.{stamp}.bak"))
+        if state_path.exists():
+            os.replace(state_path, state_path.with_name(f"{state_path.name}.{stamp}.bak"))
+        _fsync_dir(out)
+    same_input = saved is not None and saved.get("fingerprint") == fingerprint
+    if restart or saved is None or (not has_records and not same_input):
+        # A new batch (or an empty output left by another input): remember this input.
+        # The spend of dropped error records is kept while the input stays the same.
+        retired = float(saved.get("retired_usd", 0.0)) if saved and same_input else 0.0
+        saved = {
+            "version": _STATE_VERSION,
+            "input": input_name,
+            "fingerprint": fingerprint,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "retired_usd": 0.0 if restart else retired,
+        }
+        _write_atomic(state_path, orjson.dumps(saved, option=orjson.OPT_INDENT_2))
+    rewrite = out.with_name(out.name + ".rewrite")
+    rewrite.unlink(missing_ok=True)
+    repaired = _repair(out) if out.exists() else 0
+    state, removed = _read_sync(out, exact_ids, retry_errors)
+    if rewrite.exists():
+        # The spend of the dropped error records is kept in the state file first: a kill
+        # between the two steps counts it twice (safe for a budget), never zero times.
+        saved["retired_usd"] = _retired(state_path) + removed
+        _write_atomic(state_path, orjson.dumps(saved, option=orjson.OPT_INDENT_2))
+        os.replace(rewrite, out)
+        _fsync_dir(out)
+    state.spent_usd = state.spent_usd - removed + _retired(state_path)
+    state.repaired = repaired
+    return state
+
+
+async def prepare_output(
+    path: str | Path,
+    *,
+    fingerprint: str | None,
+    input_name: str,
+    restart: bool = False,
+    retry_errors: bool = False,
+    exact_ids: bool = False,
+) -> OutputState:
+    """Get an output ready for a run (in a worker thread): check it belongs to this input,
+    move it aside on ``restart``, repair a torn tail, drop error records on
+    ``retry_errors``, and read which ids are done.
+
+    Raises:
+        BatchInputError: the output belongs to another input (without ``restart``), or
+            holds a line that is not a record.
+    """
+    out = Path(path)
+    try:
+        return await anyio.to_thread.run_sync(
+            lambda: _prepare_sync(
+                out,
+                fingerprint,
+                input_name,
+                restart=restart,
+                retry_errors=retry_errors,
+                exact_ids=exact_ids,
+            )
+        )
+    except OSError as exc:
+        raise BatchInputError(f"cannot use the output: {exc}", path=str(out)) from exc
+
+
+class Appender:
+    """Appends records with one unbuffered write each; fsyncs every ``fsync_interval``."""
+
+    def __init__(self, path: str | Path, *, fsync_interval: float = 1.0) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._interval = fsync_interval
+        self._last_sync = time.monotonic()
+        self._dirty = False
+        self.syncing = False
+        self.written = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record (the kernel has it when this returns)."""
+        data = memoryview(orjson.dumps(record) + b"\n")
+        while data:
+            n = os.write(self._fd, data)
+            data = data[n:]
+        self._dirty = True
+        self.written += 1
+
+    def sync_due(self) -> bool:
+        """Whether ``fsync_interval`` has passed since the last fsync of written records."""
+        return self._dirty and time.monotonic() - self._last_sync >= self._interval
+
+    async def maybe_sync(self) -> None:
+        """fsync (in a worker thread) when ``fsync_interval`` has passed since the last."""
+        if self.sync_due():
+            await self.sync()
+
+    async def sync(self) -> None:
+        """fsync now, in a worker thread (shielded: a cancelled run still syncs what it
+        wrote). Appending goes on meanwhile; the runner starts it in the background."""
+        with anyio.CancelScope(shield=True):
+            self.syncing = True
+            self._dirty = False
+            self._last_sync = time.monotonic()
+            try:
+                await anyio.to_thread.run_sync(os.fsync, self._fd)
+            finally:
+                self.syncing = False
+
+    async def aclose(self) -> None:
+        """fsync and close."""
+        if self._fd < 0:
+            return
+        try:
+            await self.sync()
+        finally:
+            os.close(self._fd)
+            self._fd = -1

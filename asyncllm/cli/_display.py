@@ -1,0 +1,136 @@
+"""What ``asyncllm run`` shows while it works: a ``rich`` progress bar on a terminal, a
+one-line report every few seconds otherwise, and a summary table at the end."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from ..batch import BatchProgress, BatchSummary
+
+__all__ = ["LineDisplay", "RichDisplay", "print_summary"]
+
+
+def _extras(p: BatchProgress) -> str:
+    tps = p.output_tokens / p.elapsed if p.elapsed > 0 else 0.0
+    budget = f" of ${p.budget_usd:.4f}" if p.budget_usd is not None else ""
+    return (
+        f"{p.rate:.0f} req/s  {tps:.0f} tok/s  ${p.cost_usd:.4f}{budget}  "
+        f"{p.failed} errors  {p.cache_hits} cached  {p.hedges} hedged"
+    )
+
+
+class RichDisplay:
+    """A live progress bar on stderr (for a terminal)."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]batch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[extras]}"),
+            console=console,
+            transient=False,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> RichDisplay:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, p: BatchProgress) -> None:
+        """Show a snapshot."""
+        if self._task is None:
+            self._task = self._progress.add_task(
+                "batch", total=p.total, completed=p.done, extras=_extras(p)
+            )
+        else:
+            self._progress.update(self._task, total=p.total, completed=p.done, extras=_extras(p))
+
+
+class LineDisplay:
+    """One line on stderr every ``interval`` seconds (when stderr is not a terminal)."""
+
+    def __init__(self, stream: TextIO, interval: float) -> None:
+        self._stream = stream
+        self._interval = interval
+        self._last = 0.0
+
+    def __enter__(self) -> LineDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def update(self, p: BatchProgress) -> None:
+        """Print a snapshot when ``interval`` has passed since the last one."""
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            return
+        self._last = now
+        total = "?" if p.total is None else str(p.total)
+        pct = f" ({100 * p.done / p.total:.0f}%)" if p.total else ""
+        left = (p.total or 0) - p.done
+        eta = f", ETA {left / p.rate:.0f}s" if p.rate > 0 and p.total else ""
+        print(
+            f"asyncllm run: {p.done}/{total} done{pct}{eta}, {_extras(p)}",
+            file=self._stream,
+            flush=True,
+        )
+
+
+def print_summary(summary: BatchSummary, console: Console) -> None:
+    """The final table: counts, latency quantiles, tokens, cost, per provider, errors."""
+    p = summary.progress
+    table = Table(title="asyncllm run", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("status", summary.status)
+    table.add_row("records", f"{p.done} of {p.total if p.total is not None else '?'}")
+    table.add_row("this run", f"{p.succeeded} answered, {p.failed} errors in {p.elapsed:.1f}s")
+    if p.skipped:
+        table.add_row("from earlier runs", str(p.skipped))
+    if p.pending:
+        table.add_row("pending", str(p.pending))
+    if summary.latency:
+        table.add_row(
+            "latency", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in summary.latency.items())
+        )
+    table.add_row("tokens", f"{p.input_tokens} in, {p.output_tokens} out")
+    budget = f" of ${p.budget_usd:.4f}" if p.budget_usd is not None else ""
+    table.add_row("cost", f"${p.cost_usd:.6f}{budget} (earlier runs included)")
+    table.add_row("cache hits / hedged", f"{p.cache_hits} / {p.hedges}")
+    for name, s in sorted(summary.providers.items()):
+        table.add_row(
+            f"provider {name}",
+            f"{s['requests']} answers, {s['input_tokens']}+{s['output_tokens']} tokens, "
+            f"${s['cost_usd']:.6f}",
+        )
+    for code, n in sorted(summary.errors.items(), key=lambda kv: -kv[1]):
+        table.add_row(f"error {code}", str(n))
+    if summary.repaired_bytes:
+        table.add_row("repaired", f"{summary.repaired_bytes} bytes of a torn last line")
+    table.add_row("output", summary.output)
+    console.print(table)
+
+
+def console_for(stream: TextIO = sys.stderr) -> Console:
+    """A console on ``stream`` (stderr: stdout stays free for pipelines)."""
+    return Console(file=stream, highlight=False)

@@ -1,0 +1,56 @@
+"""``asyncllm run --ray``: the same batch job on Ray Data (see ``asyncllm.ray`` and
+``docs/ray.md``). Same input, output and resume contract as the local run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .._exceptions import ConfigurationError
+
+__all__ = ["add_ray_arguments", "run_on_ray"]
+
+_LOCAL_ONLY = ("retry_errors", "restart", "dry_run", "ordered", "budget", "grace")
+
+
+def add_ray_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``--ray`` options of ``asyncllm run``."""
+    g = p.add_argument_group("on Ray Data (needs asyncllm[ray])")
+    g.add_argument("--ray", action="store_true", help="run the requests on Ray Data actors")
+    g.add_argument("--ray-address", help="Ray cluster address (default: a local Ray)")
+    g.add_argument("--actors", type=int, default=1, help="actors (default 1)")
+    g.add_argument(
+        "--redis-url",
+        help="share every actor's limits, cache and budget through this Redis "
+        "(needed for limits or a budget with more than one actor)",
+    )
+
+
+async def run_on_ray(args: argparse.Namespace, default_output: Callable[[Path], Path]) -> int:
+    """Run ``asyncllm run --ray``; returns the exit code (the local run's codes)."""
+    given = [f"--{n.replace('_', '-')}" for n in _LOCAL_ONLY if getattr(args, n, None)]
+    if given:
+        raise ConfigurationError(f"{', '.join(given)}: not available with --ray")
+    if not args.config or not args.input:
+        raise ConfigurationError("--ray needs --config and --input")
+    try:
+        from ..ray import run_file
+    except ImportError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    output = Path(args.output) if args.output else default_output(Path(args.input))
+    print(f"asyncllm: config {args.config}; on Ray with {args.actors} actor(s)", file=sys.stderr)
+    print(f"asyncllm: output {output} (rerun the same command to resume)", file=sys.stderr)
+    counts = await run_file(
+        args.config, args.input, output, address=args.ray_address, actors=args.actors,
+        redis_url=args.redis_url, concurrency=args.concurrency,
+    )  # fmt: skip
+    print(
+        f"asyncllm run --ray: {counts['written']} records written ({counts['errors']} errors), "
+        f"{counts['skipped']} already done, {counts['budget_refused']} refused by the budget, "
+        f"{counts['limiter_unavailable']} refused while the shared limiter's Redis was down "
+        f"(rerun to send those)",
+        file=sys.stderr,
+    )
+    return int(counts["exit_code"])

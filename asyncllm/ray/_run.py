@@ -1,0 +1,140 @@
+"""``asyncllm run --ray``: the batch file job on Ray Data, with the local batch's contract.
+
+The driver does what the local runner does around the requests, with the same code
+(``asyncllm.batch``): the input's pre-pass (fingerprint, duplicate ids refused), the
+output's check against that fingerprint and its torn-tail repair, the ids already answered
+(skipped). Only the requests go to Ray: the lines still to answer become a Dataset, the
+actors answer them (:func:`~asyncllm.ray.process`), and the driver appends each record as
+its row comes back, one writer, fsynced like the local batch. A row Ray delivers twice (a
+task retried after its actor died) is written once: one record per ``custom_id``. A
+request the budget refused, or one refused because the shared limiter's Redis was down,
+gets no record, so rerunning the same command (with a larger budget, once Redis is back)
+sends it; rerunning also finishes a run that was killed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+
+from ..batch import (
+    EXIT_BUDGET,
+    EXIT_DONE,
+    EXIT_ERRORS,
+    EXIT_INTERRUPTED,
+    load_config,
+    parse_line,
+    scan_input,
+)
+from ..batch._output import Appender, prepare_output
+from ..batch._scan import read_lines
+from ._shared import check_shared, prepare_config
+from ._stage import BUDGET_REFUSED, LIMITER_UNAVAILABLE, process
+
+__all__ = ["run_file"]
+
+
+async def run_file(
+    config: str | Path,
+    input: str | Path,
+    output: str | Path,
+    *,
+    address: str | None = None,
+    actors: int = 1,
+    redis_url: str | None = None,
+    concurrency: int | None = None,
+) -> dict[str, Any]:
+    """Run a batch file on Ray; returns counts and the CLI exit code under ``"exit_code"``.
+
+    The counts: ``written``, ``errors`` (error records written), ``skipped`` (done by an
+    earlier run), ``budget_refused`` and ``limiter_unavailable`` (pending: no record),
+    ``duplicates_dropped`` (rows Ray delivered twice), and when anything was sent,
+    ``first_row_s`` (until the first answers came back: actors starting) and ``seconds``.
+
+    Args:
+        config: TOML run configuration (the one ``asyncllm run`` reads).
+        input: JSONL input file.
+        output: JSONL output file (appended to, never truncated).
+        address: Ray cluster address (default: a local Ray, or the one already started).
+        actors: Actors answering requests.
+        redis_url: Share limits, cache and budget through this Redis.
+        concurrency: Requests in flight per actor (default: ``[client] concurrency``).
+
+    Raises:
+        BatchInputError: unreadable input, duplicate ids, an output of another input.
+        ConfigurationError: a bad config, or limits or a budget without Redis for more
+            than one actor.
+    """
+    import ray
+
+    data = prepare_config(config, redis_url=redis_url)
+    check_shared(data, actors)
+    checked = load_config(data)
+    scan = await scan_input(input)
+    state = await prepare_output(
+        output, fingerprint=scan.fingerprint, input_name=str(input),
+        exact_ids=bool(scan.exact_ids),
+    )  # fmt: skip
+    rule = checked.model_rule()
+    todo: list[dict[str, Any]] = []
+    async for lineno, raw in read_lines(input):
+        parsed = parse_line(raw, lineno, rule=rule)
+        if parsed is None:
+            continue
+        cid = parsed.custom_id
+        if (cid in state.done) if cid is not None else (lineno in state.done_lines):
+            continue
+        todo.append({"line": lineno, "raw": raw.decode("utf-8", errors="replace")})
+    counts: dict[str, Any] = {"skipped": state.records, "written": 0, "errors": 0,
+                              "budget_refused": 0, "limiter_unavailable": 0,
+                              "duplicates_dropped": 0}  # fmt: skip
+    if todo:
+        if not ray.is_initialized():
+            ray.init(address=address, log_to_driver=False)
+        ds = process(ray.data.from_items(todo), data, actors=actors, concurrency=concurrency)
+        appender = Appender(output, fsync_interval=checked.batch.fsync_interval)
+        try:
+            await _drain(ds, appender, counts)
+        finally:
+            await appender.aclose()
+    if counts["budget_refused"]:
+        counts["exit_code"] = EXIT_BUDGET
+    elif counts["limiter_unavailable"]:
+        counts["exit_code"] = EXIT_INTERRUPTED  # pending: rerun once Redis is back
+    elif counts["errors"] or state.errors:
+        counts["exit_code"] = EXIT_ERRORS
+    else:
+        counts["exit_code"] = EXIT_DONE
+    return counts
+
+
+async def _drain(ds: Any, appender: Appender, counts: dict[str, Any]) -> None:
+    """Append each row's record as it comes back; each request once."""
+    written: set[tuple[str | None, int]] = set()
+    t0 = time.monotonic()
+    batches: Iterator[Any] = iter(ds.iter_batches(batch_format="pyarrow", batch_size=None))
+    while True:
+        # Ray's iterator blocks: run it in a thread so this loop can fsync meanwhile.
+        batch = await anyio.to_thread.run_sync(next, batches, None)
+        if batch is None:
+            counts["seconds"] = time.monotonic() - t0
+            return
+        counts.setdefault("first_row_s", time.monotonic() - t0)  # actors up, first answers
+        for row in batch.to_pylist():
+            key = (row["custom_id"], row["line"] if row["custom_id"] is None else 0)
+            if key in written:
+                counts["duplicates_dropped"] += 1
+                continue
+            if row["error"] in (BUDGET_REFUSED, LIMITER_UNAVAILABLE):
+                counts[row["error"].replace("exceeded", "refused")] += 1  # no record: pending
+                continue
+            written.add(key)
+            appender.write(orjson.loads(row["record"]))
+            counts["written"] += 1
+            counts["errors"] += row["error"] is not None
+        await appender.maybe_sync()

@@ -1,0 +1,84 @@
+"""The output file: reading what earlier runs left, repairs, and the --retry-errors rewrite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from asyncllm.batch import BatchInputError, read_output
+from asyncllm.batch._output import prepare_output
+
+
+def _rec(cid: str, *, error: bool = False, cost: float = 0.001) -> bytes:
+    rec = {
+        "id": "batch_req_x",
+        "custom_id": cid,
+        "response": None if error else {"status_code": 200, "body": {}},
+        "error": {"code": "server_error", "message": "boom"} if error else None,
+        "asyncllm": {"line": 1, "cost_usd": cost},
+    }
+    return orjson.dumps(rec) + b"\n"
+
+
+async def _start(out: Path) -> None:
+    await prepare_output(out, fingerprint="f1", input_name="in.jsonl")
+
+
+async def test_retry_errors_rewrite_keeps_one_record_per_id_and_the_spend(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    await _start(out)
+    out.write_bytes(_rec("a") + _rec("b", error=True, cost=0.5) + _rec("c"))
+    state = await prepare_output(out, fingerprint="f1", input_name="in", retry_errors=True)
+    assert "a" in state.done and "c" in state.done and "b" not in state.done
+    assert out.read_bytes() == _rec("a") + _rec("c")
+    assert state.spent_usd == pytest.approx(0.502), "the dropped record's cost still counts"
+    again = await prepare_output(out, fingerprint="f1", input_name="in")
+    assert again.spent_usd == pytest.approx(0.502)
+    assert read_output(out).spent_usd == pytest.approx(0.502)
+    assert not (tmp_path / "out.jsonl.rewrite").exists()
+
+
+async def test_a_rewrite_left_by_a_kill_is_discarded(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    await _start(out)
+    out.write_bytes(_rec("a") + _rec("b"))
+    # Killed while writing OUT.rewrite: the output itself was never replaced.
+    (tmp_path / "out.jsonl.rewrite").write_bytes(_rec("a")[:10])
+    state = await prepare_output(out, fingerprint="f1", input_name="in")
+    assert len(state.done) == 2 and out.read_bytes() == _rec("a") + _rec("b")
+    assert not (tmp_path / "out.jsonl.rewrite").exists()
+
+
+async def test_torn_tail_is_cut_and_kept(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    await _start(out)
+    out.write_bytes(_rec("a") + _rec("b")[:25])
+    state = await prepare_output(out, fingerprint="f1", input_name="in")
+    assert state.repaired == 25 and "b" not in state.done and "a" in state.done
+    assert out.read_bytes() == _rec("a")
+    assert (tmp_path / "out.jsonl.torn").read_bytes() == _rec("b")[:25] + b"\n"
+
+
+async def test_a_bad_line_inside_the_output_is_refused_not_truncated(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    await _start(out)
+    content = _rec("a") + b"garbage\n" + _rec("b")
+    out.write_bytes(content)
+    with pytest.raises(BatchInputError, match=r"out\.jsonl:2: is not a batch output record"):
+        await prepare_output(out, fingerprint="f1", input_name="in")
+    assert out.read_bytes() == content
+
+
+async def test_an_empty_output_takes_the_new_inputs_fingerprint(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    await prepare_output(out, fingerprint="old", input_name="in")
+    # Nothing was written for the old input; a different input may now use this output...
+    await prepare_output(out, fingerprint="new", input_name="in")
+    out.write_bytes(_rec("a"))
+    # ...and its own rerun is accepted, while the old input is now refused.
+    state = await prepare_output(out, fingerprint="new", input_name="in")
+    assert "a" in state.done
+    with pytest.raises(BatchInputError, match="different input"):
+        await prepare_output(out, fingerprint="old", input_name="in")
