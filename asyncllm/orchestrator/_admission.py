@@ -126,25 +126,32 @@ class Admission:
             self.reservation.settle(cost_usd)
         self._booked = True
 
-    async def release(self, *, billed_unknown: bool) -> None:
+    async def release(self, *, billed_unknown: bool, shielded: bool = False) -> None:
         """Give everything back, in reverse order, shielded; settle first if not booked.
 
         ``billed_unknown``: the provider may have generated (and billed) something, so an
-        unbooked attempt keeps its worst case; else it used nothing.
+        unbooked attempt keeps its worst case; else it used nothing. ``shielded``: the
+        caller already shields this from cancellation (no second scope).
         """
-        pcm, rcm = self._permit_cm, self._res_cm
-        if pcm is None and rcm is None:
+        if self._permit_cm is None and self._res_cm is None:
             return
+        if shielded:
+            await self._release(billed_unknown)
+        else:
+            with anyio.CancelScope(shield=True):
+                await self._release(billed_unknown)
+
+    async def _release(self, billed_unknown: bool) -> None:
+        pcm, rcm = self._permit_cm, self._res_cm
         self._permit_cm = self._res_cm = None
-        with anyio.CancelScope(shield=True):
-            if not self._booked:
-                self._booked = True
-                if self.permit is not None:
-                    self.permit.settle(None if billed_unknown else ZERO_USAGE)
-                if self.reservation is not None:
-                    nothing = self.sent_at is None or not billed_unknown
-                    self.reservation.settle(0.0 if nothing else None)
-            if pcm is not None:
-                await pcm.__aexit__(None, None, None)
-            if rcm is not None:
-                await rcm.__aexit__(None, None, None)
+        if not self._booked:
+            self._booked = True
+            if self.permit is not None:
+                self.permit.settle(None if billed_unknown else ZERO_USAGE)
+            if self.reservation is not None:
+                nothing = self.sent_at is None or not billed_unknown
+                self.reservation.settle(0.0 if nothing else None)
+        if pcm is not None:
+            await pcm.__aexit__(None, None, None)
+        if rcm is not None:
+            await rcm.__aexit__(None, None, None)
