@@ -10,20 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
+from .._logging import get_logger
 
 __all__ = ["debug", "warning"]
 
-_log = structlog.get_logger("asyncllm.cache")
+_log = get_logger("asyncllm.cache")
 
 
 def debug(event: str, **fields: Any) -> None:
     """A routine event: hit, miss, join, store, skip."""
-    if structlog.is_configured():
-        _log.debug(event, **fields)
+    _log.debug(event, **fields)
 
 
 def warning(event: str, **fields: Any) -> None:
     """Something an operator should see: a corrupt entry, a failing backend."""
-    if structlog.is_configured():
-        _log.warning(event, **fields)
+    _log.warning(event, **fields)

@@ -5,7 +5,8 @@ The id is bound twice for the duration of the request: in asyncllm's own context
 ``asyncllm_request_id``, so any structlog call made while the request runs (by the
 application, a driver or an observer) carries it when the application's structlog
 configuration merges contextvars. Tasks started for races and hedges copy the context, so
-every attempt sees its request's id.
+every attempt sees its request's id. The structlog binding is made only when the
+application has imported structlog (asyncllm does not import it: see ``_logging``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextvars
 import os
 from itertools import count
 
-from structlog.contextvars import bind_contextvars, reset_contextvars
+from .._logging import loaded_structlog
 
 __all__ = ["bind_request_id", "current_request_id", "new_request_id", "unbind_request_id"]
 
@@ -27,7 +28,7 @@ _STRUCTLOG_KEY = "asyncllm_request_id"
 _PREFIX = "req_" + os.urandom(5).hex()
 _COUNTER = count(1)
 
-Binding = tuple[contextvars.Token[str | None], object]
+Binding = tuple[contextvars.Token[str | None], object | None]
 
 
 def new_request_id() -> str:
@@ -42,7 +43,11 @@ def current_request_id() -> str | None:
 
 def bind_request_id(request_id: str) -> Binding:
     """Bind ``request_id`` in this context; undo with :func:`unbind_request_id`."""
-    return _REQUEST_ID.set(request_id), bind_contextvars(**{_STRUCTLOG_KEY: request_id})
+    mod = loaded_structlog()
+    tokens = (
+        None if mod is None else mod.contextvars.bind_contextvars(**{_STRUCTLOG_KEY: request_id})
+    )
+    return _REQUEST_ID.set(request_id), tokens
 
 
 def unbind_request_id(binding: Binding) -> None:
@@ -54,6 +59,9 @@ def unbind_request_id(binding: Binding) -> None:
     token, tokens = binding
     try:
         _REQUEST_ID.reset(token)
-        reset_contextvars(**tokens)  # type: ignore[arg-type]
+        if tokens is not None:
+            mod = loaded_structlog()
+            if mod is not None:
+                mod.contextvars.reset_contextvars(**tokens)  # type: ignore[arg-type]
     except ValueError:
         pass

@@ -33,9 +33,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from .._exceptions import redact
+from .._logging import loaded_structlog
 
 if TYPE_CHECKING:
     from .._hooks import AttemptInfo, FeedbackInfo, Observer, RequestInfo
@@ -68,12 +67,24 @@ class LoggingObserver:
         require_configured: bool = True,
         log_starts: bool = False,
     ) -> None:
-        self._log = logger if logger is not None else structlog.get_logger("asyncllm")
         self.require_configured = require_configured and logger is None
         self.log_starts = log_starts
+        self._log: Any = logger
+        if logger is None and not self.require_configured:
+            import structlog  # asked to log regardless: structlog's default logger
+
+            self._log = structlog.get_logger("asyncllm")
 
     def _silent(self) -> bool:
-        return self.require_configured and not structlog.is_configured()
+        if not self.require_configured:
+            return False
+        # structlog is not imported by asyncllm: not loaded means not configured.
+        mod = loaded_structlog()
+        if mod is None or not mod.is_configured():
+            return True
+        if self._log is None:
+            self._log = mod.get_logger("asyncllm")
+        return False
 
     def request_started(self, info: RequestInfo) -> None:
         """Log the start of a logical request (only with ``log_starts``)."""
