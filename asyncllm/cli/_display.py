@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -23,11 +24,41 @@ from ..batch import BatchProgress, BatchSummary
 __all__ = ["LineDisplay", "RichDisplay", "print_summary"]
 
 
-def _extras(p: BatchProgress) -> str:
-    tps = p.output_tokens / p.elapsed if p.elapsed > 0 else 0.0
+class RecentRate:
+    """Records and output tokens per second over the last ``window`` seconds.
+
+    The average since the start is wrong as soon as the pace changes: a batch opens with a
+    burst the rate limiter allows, then runs at the limit's pace (or a budget, a slow
+    provider...), and an ETA from the average promises seconds where minutes are left.
+    Samples are kept at most every ``step`` seconds, so memory stays bounded at any rate.
+    """
+
+    def __init__(self, window: float = 15.0, step: float = 0.5) -> None:
+        self._window = window
+        self._step = step
+        self._samples: deque[tuple[float, int, int]] = deque()
+
+    def update(self, p: BatchProgress, now: float | None = None) -> tuple[float, float]:
+        """Add a snapshot; ``(records/s, output tokens/s)`` over the recent window."""
+        now = time.monotonic() if now is None else now
+        records = p.succeeded + p.failed
+        samples = self._samples
+        if not samples or now - samples[-1][0] >= self._step:
+            samples.append((now, records, p.output_tokens))
+        while len(samples) > 2 and now - samples[1][0] >= self._window:
+            samples.popleft()
+        t0, r0, k0 = samples[0]
+        span = now - t0
+        if span < 1.0:  # too little history yet: the run's average
+            tps = p.output_tokens / p.elapsed if p.elapsed > 0 else 0.0
+            return p.rate, tps
+        return (records - r0) / span, (p.output_tokens - k0) / span
+
+
+def _extras(p: BatchProgress, rate: float, tps: float) -> str:
     budget = f" of ${p.budget_usd:.4f}" if p.budget_usd is not None else ""
     return (
-        f"{p.rate:.0f} req/s  {tps:.0f} tok/s  ${p.cost_usd:.4f}{budget}  "
+        f"{rate:.0f} req/s  {tps:.0f} tok/s  ${p.cost_usd:.4f}{budget}  "
         f"{p.failed} errors  {p.cache_hits} cached  {p.hedges} hedged"
     )
 
@@ -47,6 +78,7 @@ class RichDisplay:
             transient=False,
         )
         self._task: Any = None
+        self._rate = RecentRate()
 
     def __enter__(self) -> RichDisplay:
         self._progress.start()
@@ -57,12 +89,13 @@ class RichDisplay:
 
     def update(self, p: BatchProgress) -> None:
         """Show a snapshot."""
+        extras = _extras(p, *self._rate.update(p))
         if self._task is None:
             self._task = self._progress.add_task(
-                "batch", total=p.total, completed=p.done, extras=_extras(p)
+                "batch", total=p.total, completed=p.done, extras=extras
             )
         else:
-            self._progress.update(self._task, total=p.total, completed=p.done, extras=_extras(p))
+            self._progress.update(self._task, total=p.total, completed=p.done, extras=extras)
 
 
 class LineDisplay:
@@ -72,6 +105,7 @@ class LineDisplay:
         self._stream = stream
         self._interval = interval
         self._last = 0.0
+        self._rate = RecentRate()
 
     def __enter__(self) -> LineDisplay:
         return self
@@ -82,15 +116,16 @@ class LineDisplay:
     def update(self, p: BatchProgress) -> None:
         """Print a snapshot when ``interval`` has passed since the last one."""
         now = time.monotonic()
+        rate, tps = self._rate.update(p, now)
         if now - self._last < self._interval:
             return
         self._last = now
         total = "?" if p.total is None else str(p.total)
         pct = f" ({100 * p.done / p.total:.0f}%)" if p.total else ""
         left = (p.total or 0) - p.done
-        eta = f", ETA {left / p.rate:.0f}s" if p.rate > 0 and p.total else ""
+        eta = f", ETA {left / rate:.0f}s" if rate > 0 and p.total else ""
         print(
-            f"asyncllm run: {p.done}/{total} done{pct}{eta}, {_extras(p)}",
+            f"asyncllm run: {p.done}/{total} done{pct}{eta}, {_extras(p, rate, tps)}",
             file=self._stream,
             flush=True,
         )
