@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._client import Client, ClientStream
 from ._exceptions import (
@@ -12,6 +12,8 @@ from ._exceptions import (
     AuthenticationFailed,
     BadRequest,
     BudgetExceeded,
+    BudgetUnavailable,
+    CacheClosed,
     CircuitOpen,
     ConfigurationError,
     ConnectionFailed,
@@ -30,6 +32,8 @@ from ._exceptions import (
     StreamBroken,
     StructuredOutputError,
 )
+from ._lazy import lazy_exports as _lazy_exports
+from ._timeout import Timeout
 from ._types import (
     ChatRequest,
     Chunk,
@@ -44,7 +48,6 @@ from ._types import (
 from ._version import __version__
 from .cost import (
     BudgetAlert,
-    BudgetUnavailable,
     MemoryBudget,
     ModelPrice,
     Prices,
@@ -56,31 +59,21 @@ from .orchestrator import BreakerPolicy, Fallback, Hedge, Race, Result, RetryPol
 from .telemetry import LoggingObserver, MetricsObserver, OTelObserver, redact_secrets
 
 if TYPE_CHECKING:
-    from .cache import CacheClosed, CachePolicy, ResponseCache
+    from .cache import CachePolicy, ResponseCache
     from .providers import AnthropicProvider, OpenAICompatibleProvider, OpenAIProvider
 
 # The cache pulls in aiocache (and through it redis-py): ~150 ms that only cache users pay.
 # The drivers pull in aiohttp (~250 ms): loaded when first named.
-_LAZY = {
-    "AnthropicProvider": "providers",
-    "CacheClosed": "cache",
-    "CachePolicy": "cache",
-    "OpenAICompatibleProvider": "providers",
-    "OpenAIProvider": "providers",
-    "ResponseCache": "cache",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'asyncllm' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"asyncllm.{module}"), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = _lazy_exports(
+    __name__,
+    {
+        "AnthropicProvider": ".providers",
+        "CachePolicy": ".cache",
+        "OpenAICompatibleProvider": ".providers",
+        "OpenAIProvider": ".providers",
+        "ResponseCache": ".cache",
+    },
+)
 
 __all__ = [
     "AllProvidersFailed",
@@ -138,6 +131,7 @@ __all__ = [
     "SpendLimit",
     "StreamBroken",
     "StructuredOutputError",
+    "Timeout",
     "ToolCall",
     "ToolCallDelta",
     "Usage",

@@ -26,14 +26,16 @@ from typing import Any, Self
 
 import anyio
 
+from ._build import build_request
+from ._client_stream import ClientStream
 from ._exceptions import (
-    AnswerRejected,
     ConfigurationError,
     InvalidRequestError,
     StructuredOutputError,
 )
 from ._hooks import (
     Budget,
+    Cache,
     CacheMode,
     FeedbackInfo,
     Limiter,
@@ -41,12 +43,12 @@ from ._hooks import (
     NoObserver,
     Observer,
     Pricing,
-    ResponseCache,
     Route,
 )
+from ._pipeline import Pipeline
+from ._timeout import Timeout
 from ._typed import split_typed
-from ._types import ChatRequest, Message, Response, build_request
-from .orchestrator._client_stream import ClientStream
+from ._types import ChatRequest, Message, Response
 from .orchestrator._fanout import FanOut
 from .orchestrator._policy import (
     BreakerPolicy,
@@ -55,13 +57,11 @@ from .orchestrator._policy import (
     StrategyLike,
     coerce_strategy,
 )
-from .orchestrator._request import report_cache_hit, run_complete
 from .orchestrator._runtime import ProviderSlot, Runtime, breaker_for, loop_time
 from .providers import HttpResources, Provider, resolve
-from .quality._accept import Accept, Checks, coerce_accept, judge
+from .quality._accept import Accept, coerce_accept
 from .quality._feedback import RequestLedger, build_feedback
-from .telemetry._log import CompositeObserver, LoggingObserver
-from .telemetry._metrics import MetricsObserver
+from .telemetry import CompositeObserver, LoggingObserver, MetricsObserver
 
 __all__ = ["Client", "ClientStream"]
 
@@ -80,10 +80,47 @@ def _default_pricing(budget: Budget | None) -> Pricing:
     return Prices()
 
 
-def _positive(name: str, value: float | None) -> float | None:
-    if value is not None and (isinstance(value, bool) or not value > 0):
-        raise ConfigurationError(f"{name} must be a number of seconds > 0, got {value!r}")
-    return value
+def _client_timeout(
+    timeout: float | Timeout | None, attempt: float | None, first_token: float | None
+) -> Timeout:
+    limits = Timeout.coerce(timeout)
+    for name, value, field in (
+        ("attempt_timeout", attempt, "attempt"),
+        ("first_token_timeout", first_token, "first_token"),
+    ):
+        if value is None:
+            continue
+        if getattr(limits, field) is not None:
+            raise ConfigurationError(f"{name}= and Timeout.{field} both given; keep one")
+        try:
+            limits = dataclasses.replace(limits, **{field: value})
+        except ConfigurationError:
+            raise ConfigurationError(
+                f"{name} must be a number of seconds > 0, got {value!r}"
+            ) from None
+    return limits
+
+
+def _resolve(spec: str | Provider, limits: Timeout) -> Provider:
+    # Connection limits reach the drivers the client builds; a driver object has its own.
+    options: dict[str, Any] = {}
+    if limits.connect is not None:
+        options["connect_timeout"] = limits.connect
+    if limits.read is not None:
+        options["timeout"] = limits.read
+    if not options:
+        return resolve(spec)
+    if not isinstance(spec, str):
+        raise ConfigurationError(
+            f"Timeout.connect/read apply to providers given as spec strings; provider "
+            f"{spec.name!r} is a driver object: pass connect_timeout=/timeout= to it instead"
+        )
+    try:
+        return resolve(spec, **options)
+    except TypeError as exc:
+        raise ConfigurationError(
+            f"provider {spec!r} does not take connect/read timeouts ({exc})"
+        ) from None
 
 
 class Client:
@@ -95,9 +132,12 @@ class Client:
         strategy: ``"fallback"`` (default), ``"race"``, ``"hedge"`` or a
             :class:`~asyncllm.orchestrator.Fallback` / ``Race`` / ``Hedge`` object.
         retry: Retry policy (attempt cap, backoff, retry budget).
-        timeout: Overall deadline of each logical request, seconds (all attempts).
-        attempt_timeout: Limit of one attempt once sent, seconds.
-        first_token_timeout: Limit from sending an attempt to its first token, seconds.
+        timeout: The time limits of each request: a :class:`~asyncllm.Timeout` (total,
+            attempt, first token, connect, read), or a number of seconds for the total
+            (every attempt of the logical request).
+        attempt_timeout: Shorthand for ``Timeout(attempt=...)``: one attempt once sent.
+        first_token_timeout: Shorthand for ``Timeout(first_token=...)``: from sending an
+            attempt to its first token.
         breaker: Circuit breaker policy per provider; ``None`` turns breakers off.
         limits: Rate limiters keyed by provider name.
         budget: Spend budget checked before every attempt.
@@ -126,14 +166,14 @@ class Client:
         *,
         strategy: StrategyLike = "fallback",
         retry: RetryPolicy | None = None,
-        timeout: float | None = None,
+        timeout: float | Timeout | None = None,
         attempt_timeout: float | None = None,
         first_token_timeout: float | None = None,
         breaker: BreakerPolicy | None = _DEFAULT_BREAKER,
         limits: Mapping[str, Limiter] | None = None,
         budget: Budget | None = None,
         pricing: Pricing | None = None,
-        cache: ResponseCache | None = None,
+        cache: Cache | None = None,
         observers: Sequence[Observer] = (),
         log: bool = True,
         metrics: bool = True,
@@ -148,7 +188,8 @@ class Client:
         )
         if not specs:
             raise ConfigurationError("a Client needs at least one provider")
-        self._providers: list[Provider] = [resolve(s) for s in specs]
+        self._timeout = _client_timeout(timeout, attempt_timeout, first_token_timeout)
+        self._providers: list[Provider] = [_resolve(s, self._timeout) for s in specs]
         names = [p.name for p in self._providers]
         if len(set(names)) != len(names):
             raise ConfigurationError(f"provider names must be unique, got {names}")
@@ -157,7 +198,6 @@ class Client:
         if unknown:
             raise ConfigurationError(f"limits name unknown providers {sorted(unknown)}")
         self._strategy: Strategy = coerce_strategy(strategy)
-        self._timeout = _positive("timeout", timeout)
         clock = clock if clock is not None else loop_time
         slots = [
             ProviderSlot(
@@ -194,15 +234,13 @@ class Client:
             pricing=pricing,
             retry=retry if retry is not None else RetryPolicy(),
             clock=clock,
-            attempt_timeout=_positive("attempt_timeout", attempt_timeout),
-            first_token_timeout=_positive("first_token_timeout", first_token_timeout),
             accept=coerce_accept(accept),
         )
         self._cache = cache
         self._cache_entered = False
         self._http = HttpResources(max_connections=max_connections)
-        self._opened = False
-        self._closed = False
+        # Everything below the client: cache, strategy, attempt (and the providers' lifecycle).
+        self._pipeline = Pipeline(self._rt, cache, self._providers, self._http)
 
     @property
     def providers(self) -> tuple[Provider, ...]:
@@ -240,17 +278,12 @@ class Client:
         await self.aclose()
 
     async def _open(self) -> None:
-        if self._closed:
-            raise RuntimeError("this Client is closed")
-        if not self._opened:
-            self._opened = True
-            for p in self._providers:
-                await p.open(self._http)
+        await self._pipeline.open()
 
     async def aclose(self) -> None:
         """Close every driver and the HTTP pools (shielded from cancellation)."""
-        self._closed = True
-        self._opened = False  # the next call goes through _open(), which refuses
+        self._pipeline.closed = True
+        self._pipeline.opened = False  # the next call goes through open(), which refuses
         try:
             if self._cache_entered:
                 # Not inside the shield below: the cache's task group must be left with its
@@ -266,27 +299,31 @@ class Client:
     # -- calls ----------------------------------------------------------------------------
 
     def _prepare(
-        self, strategy: StrategyLike | None, timeout: float | None, cache: str
-    ) -> tuple[Strategy, float | None]:
+        self, strategy: StrategyLike | None, timeout: float | Timeout | None, cache: str
+    ) -> tuple[Strategy, Timeout]:
         if cache not in _CACHE_MODES:
             raise InvalidRequestError(f"cache must be one of {_CACHE_MODES}, got {cache!r}")
-        return (
-            self._strategy if strategy is None else coerce_strategy(strategy),
-            self._timeout if timeout is None else _positive("timeout", timeout),
-        )
+        limits = self._timeout
+        if timeout is not None:
+            own = Timeout.coerce(timeout)
+            if own.connect is not None or own.read is not None:
+                raise ConfigurationError(
+                    "Timeout.connect and Timeout.read belong to the client's connections: "
+                    "set them on Client(timeout=...), not per call"
+                )
+            limits = own.over(limits)
+        return (self._strategy if strategy is None else coerce_strategy(strategy), limits)
 
     def route(self, request: ChatRequest) -> Route:
         """``(provider name, kind, model)`` of each provider, in strategy order."""
-        return tuple(
-            (p.name, p.kind, request.model or p.default_model or "") for p in self._providers
-        )
+        return self._pipeline.route(request)
 
     async def complete(
         self,
         messages: object,
         *,
         strategy: StrategyLike | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (a deadline we enforce, by design)
+        timeout: float | Timeout | None = None,  # noqa: ASYNC109 (limits we enforce, by design)
         cache: CacheMode = "use",
         cache_ttl: float | None = None,
         accept: Accept | None = None,
@@ -298,7 +335,8 @@ class Client:
         Args:
             messages: A prompt string, a list of message dicts, or a ``ChatRequest``.
             strategy: Override the client's strategy for this call.
-            timeout: Override the client's overall deadline for this call.
+            timeout: This call's limits: a number (the total, seconds) or a
+                :class:`~asyncllm.Timeout` whose fields override the client's.
             cache: ``"use"``, ``"bypass"`` or ``"refresh"`` (when the client has a cache).
             cache_ttl: Lifetime of this entry in the cache, seconds.
             accept: Acceptance predicate(s) for this call, instead of the client's
@@ -330,13 +368,15 @@ class Client:
             raise InvalidRequestError(f"output_retries must be an int >= 0, got {output_retries!r}")
         params, typed = split_typed(params)
         request = build_request(messages, params)
-        strat, deadline = self._prepare(strategy, timeout, cache)
+        strat, limits = self._prepare(strategy, timeout, cache)
         checks = coerce_accept(accept)
         if typed is None:
-            return await self._complete(request, strat, deadline, cache, cache_ttl, checks)
+            return await self._pipeline.complete(request, strat, limits, cache, cache_ttl, checks)
         attempt = 1
         while True:
-            response = await self._complete(request, strat, deadline, cache, cache_ttl, checks)
+            response = await self._pipeline.complete(
+                request, strat, limits, cache, cache_ttl, checks
+            )
             try:
                 return typed.apply(response, attempts=attempt)
             except StructuredOutputError as exc:
@@ -361,49 +401,12 @@ class Client:
                 )
                 attempt += 1
 
-    async def _complete(
-        self,
-        request: ChatRequest,
-        strat: Strategy,
-        deadline: float | None,
-        cache: CacheMode,
-        cache_ttl: float | None,
-        checks: Checks | None,
-    ) -> Response:
-        if not self._opened:
-            await self._open()
-        rt = self._rt
-        if self._cache is None:
-            return await run_complete(rt, request, strat, deadline, checks)
-        mode: CacheMode = cache
-        while True:
-            response = await self._cache.complete(
-                request,
-                self.route(request),
-                lambda: run_complete(rt, request, strat, deadline, checks),
-                mode=mode,
-                ttl=cache_ttl,
-            )
-            if not response.cached:
-                return response
-            reason = await self._vet_hit(response, checks)
-            if reason is None:
-                report_cache_hit(rt, request, response, stream=False)
-                return response
-            if mode == "refresh":  # joined a refresh in flight whose answer we reject
-                raise AnswerRejected(reason, response=response, provider=response.provider)
-            mode = "refresh"  # a cached answer this call rejects: ask upstream
-
-    async def _vet_hit(self, response: Response, checks: Checks | None) -> str | None:
-        checks = checks if checks is not None else self._rt.accept
-        return await judge(checks, response) if checks else None
-
     def stream(
         self,
         messages: object,
         *,
         strategy: StrategyLike | None = None,
-        timeout: float | None = None,
+        timeout: float | Timeout | None = None,
         cache: CacheMode = "use",
         cache_ttl: float | None = None,
         accept: Accept | None = None,
@@ -422,9 +425,9 @@ class Client:
         """
         params, typed = split_typed(params)
         request = build_request(messages, params)
-        strat, deadline = self._prepare(strategy, timeout, cache)
+        strat, limits = self._prepare(strategy, timeout, cache)
         checks = coerce_accept(accept)
-        return ClientStream(self, request, strat, deadline, cache, cache_ttl, checks, typed)
+        return ClientStream(self._pipeline, request, strat, limits, cache, cache_ttl, checks, typed)
 
     def map(
         self,
@@ -434,7 +437,7 @@ class Client:
         ordered: bool = False,
         lookahead: int | None = None,
         strategy: StrategyLike | None = None,
-        timeout: float | None = None,
+        timeout: float | Timeout | None = None,
         cache: CacheMode = "use",
         cache_ttl: float | None = None,
         accept: Accept | None = None,

@@ -21,7 +21,9 @@
     ├── DeadlineExceeded              the logical request's deadline passed
     ├── CircuitOpen                   the provider's breaker is open (retryable elsewhere)
     ├── BudgetExceeded                a budget cannot fit the request's worst-case cost
+    │   └── BudgetUnavailable         a shared budget's store (Redis) cannot be reached
     ├── LimiterUnavailable            a shared rate limiter's store (Redis) cannot be reached
+    ├── CacheClosed                   the cache shut down while a request waited on it
     ├── AllProvidersFailed            every attempt failed; also an ExceptionGroup of them
     ├── StructuredOutputError         the answer does not validate against response_format
     │                                 (.raw_text, .errors, .response)
@@ -59,6 +61,8 @@ __all__ = [
     "AuthenticationFailed",
     "BadRequest",
     "BudgetExceeded",
+    "BudgetUnavailable",
+    "CacheClosed",
     "CircuitOpen",
     "ConfigurationError",
     "ConnectionFailed",
@@ -392,6 +396,19 @@ class BudgetExceeded(AsyncLLMError):
         self.remaining_usd = remaining_usd
 
 
+class BudgetUnavailable(BudgetExceeded):
+    """The shared budget's store could not be reached, so nothing could be reserved.
+
+    A ``BudgetExceeded``: a caller that handles refusals handles this one too (the budget
+    refuses loudly rather than letting spend through uncounted).
+    """
+
+    def __init__(self, budget: str, requested_usd: float, cause: BaseException | str) -> None:
+        super().__init__(budget, requested_usd, 0.0)
+        why = cause if isinstance(cause, str) else type(cause).__name__
+        self.args = (f"budget {budget!r} is unavailable ({why}); refused",)
+
+
 class LimiterUnavailable(AsyncLLMError):
     """A shared rate limiter could not reach its store (Redis), so no slot was taken.
 
@@ -413,6 +430,10 @@ class LimiterUnavailable(AsyncLLMError):
         super().__init__(f"rate limiter {limiter!r} is unavailable ({reason}); request refused")
         self.limiter = limiter
         self.reason = reason
+
+
+class CacheClosed(AsyncLLMError):
+    """The cache shut down while this request waited for a shared upstream call."""
 
 
 class AllProvidersFailed(AsyncLLMError, ExceptionGroup[Exception]):

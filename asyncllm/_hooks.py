@@ -1,5 +1,7 @@
 """The seams between the orchestrator and the layers around each attempt.
 
+Users import these from :mod:`asyncllm.abc`, the public face of this module.
+
 The orchestrator runs every attempt (primary, retry, hedge, fallback, race) through the same
 per-provider pipeline::
 
@@ -24,14 +26,16 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
     from ._types import ChatRequest, Chunk, RateLimitInfo, Response, Usage
-    from .quality._signals import Quality
 
 __all__ = [
+    "FINISH_CATEGORIES",
     "AttemptInfo",
     "AttemptRole",
     "Budget",
+    "Cache",
     "CacheMode",
     "FeedbackInfo",
+    "FinishCategory",
     "Limiter",
     "NoBudget",
     "NoLimiter",
@@ -40,6 +44,7 @@ __all__ = [
     "Observer",
     "Permit",
     "Pricing",
+    "Quality",
     "RequestInfo",
     "Reservation",
     "ResponseCache",
@@ -47,6 +52,49 @@ __all__ = [
 ]
 
 AttemptRole: TypeAlias = Literal["primary", "retry", "hedge", "fallback", "race"]
+
+FinishCategory: TypeAlias = Literal[
+    "stop", "length", "tool_calls", "content_filter", "refusal", "other", "unknown"
+]
+#: Every finish category, in the order reports list them.
+FINISH_CATEGORIES: tuple[FinishCategory, ...] = (
+    "stop",
+    "length",
+    "tool_calls",
+    "content_filter",
+    "refusal",
+    "other",
+    "unknown",
+)
+
+
+@dataclass(slots=True)
+class Quality:
+    """The quality signals of one answer.
+
+    Attributes:
+        finish: The finish category (see the module docstring).
+        empty: No text (or only whitespace) and no tool call.
+        structured: The request asked for JSON output (``response_format``).
+        invalid_json: Structured output was asked for and the text is not valid JSON, or
+            does not match the requested schema.
+        tool_calls: Tool calls in the answer.
+        invalid_tool_arguments: How many of them have arguments that are not a JSON object
+            matching their tool's parameter schema (or name a tool the request did not
+            offer).
+        output_tokens: Output tokens the provider reported (``None`` when it reported no
+            usage: the answer is then left out of the output-token distribution).
+        rejected: The acceptance predicate's reason when it rejected the answer.
+    """
+
+    finish: FinishCategory
+    empty: bool
+    structured: bool = False
+    invalid_json: bool = False
+    tool_calls: int = 0
+    invalid_tool_arguments: int = 0
+    output_tokens: int | None = 0
+    rejected: str | None = None
 
 
 class Permit(Protocol):
@@ -130,7 +178,7 @@ CacheMode: TypeAlias = Literal["use", "bypass", "refresh"]
 Route: TypeAlias = "tuple[tuple[str, str, str], ...]"
 
 
-class ResponseCache(Protocol):
+class Cache(Protocol):
     """The cache in front of the orchestrator (a hit touches no limiter, budget or provider)."""
 
     async def complete(
@@ -159,6 +207,11 @@ class ResponseCache(Protocol):
         ...
 
     def statistics(self) -> dict[str, Any]: ...
+
+
+#: The name this protocol had before ``asyncllm.abc``; the concrete cache is
+#: :class:`asyncllm.ResponseCache`.
+ResponseCache = Cache
 
 
 @dataclass(slots=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from ._exceptions import InvalidRequestError
+from ._lazy import lazy_exports as _lazy_exports
 
 __all__ = [
     "DEFAULT_OUTPUT_CAP",
@@ -29,13 +29,11 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Usage",
-    "build_request",
-    "coerce_messages",
     "output_cap",
 ]
 
 Role: TypeAlias = Literal["system", "developer", "user", "assistant", "tool"]
-_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 #: Normalised finish reasons. Drivers map vendor values onto these and keep the
 #: vendor's own word in ``Response.raw_finish_reason``.
@@ -305,169 +303,7 @@ MessagesInput: TypeAlias = (
 )
 
 
-def _coerce_content(content: object, index: int) -> str | tuple[Mapping[str, Any], ...]:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence) and not isinstance(content, (bytes, bytearray)):
-        parts: list[Mapping[str, Any]] = []
-        for part in content:
-            if isinstance(part, str):
-                parts.append({"type": "text", "text": part})
-            elif isinstance(part, Mapping) and isinstance(part.get("type"), str):
-                parts.append(part)
-            else:
-                raise InvalidRequestError(
-                    f"messages[{index}].content: each part must be a string or a dict with "
-                    f"a 'type', got {type(part).__name__}"
-                )
-        return tuple(parts)
-    if content is None:
-        return ""
-    raise InvalidRequestError(
-        f"messages[{index}].content must be a string or a list of parts, "
-        f"got {type(content).__name__}"
-    )
-
-
-def _coerce_one(m: object, index: int) -> Message:
-    if isinstance(m, Message):
-        return m
-    if not isinstance(m, Mapping):
-        raise InvalidRequestError(
-            f"messages[{index}] must be a dict with 'role' and 'content' or a Message, "
-            f"got {type(m).__name__}"
-        )
-    role = m.get("role")
-    if role not in _ROLES:
-        raise InvalidRequestError(
-            f"messages[{index}].role must be one of {sorted(_ROLES)}, got {role!r}"
-        )
-    if "content" not in m and not m.get("tool_calls"):
-        raise InvalidRequestError(f"messages[{index}] has no 'content'")
-    tool_calls = m.get("tool_calls")
-    name = m.get("name")
-    tool_call_id = m.get("tool_call_id")
-    return Message(
-        role=role,
-        content=_coerce_content(m.get("content"), index),
-        name=name if isinstance(name, str) else None,
-        tool_call_id=tool_call_id if isinstance(tool_call_id, str) else None,
-        tool_calls=(
-            tuple(tc.to_dict() if isinstance(tc, ToolCall) else tc for tc in tool_calls)
-            if tool_calls
-            else None
-        ),
-    )
-
-
-def coerce_messages(messages: object) -> tuple[Message, ...]:
-    """Turn user input into a tuple of :class:`Message`.
-
-    Accepts a plain prompt string (one user message), a :class:`Message`, one
-    OpenAI-style dict, or a sequence of those.
-
-    Raises:
-        InvalidRequestError: when the input cannot be read as chat messages.
-    """
-    if isinstance(messages, str):
-        if not messages:
-            raise InvalidRequestError("the prompt is empty")
-        return (Message(role="user", content=messages),)
-    if isinstance(messages, (Message, Mapping)):
-        return (_coerce_one(messages, 0),)
-    if isinstance(messages, Iterable) and not isinstance(messages, (bytes, bytearray)):
-        out = tuple(_coerce_one(m, i) for i, m in enumerate(messages))
-        if not out:
-            raise InvalidRequestError("messages is empty")
-        return out
-    raise InvalidRequestError(
-        f"messages must be a prompt string or a list of message dicts, "
-        f"got {type(messages).__name__}"
-    )
-
-
-_PARAMS = frozenset(
-    {
-        "model",
-        "system",
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "stop",
-        "seed",
-        "response_format",
-        "tools",
-        "tool_choice",
-        "provider_options",
-        "tags",
-        "metadata",
-    }
-)
-
-
-def build_request(messages: object, params: Mapping[str, Any]) -> ChatRequest:
-    """Build a :class:`ChatRequest` from user input and keyword parameters.
-
-    A ``ChatRequest`` passed as ``messages`` is used as is (``params`` override its fields).
-    System messages given in ``messages`` are kept in order; ``system=`` is an extra system
-    prompt placed before them.
-
-    Raises:
-        InvalidRequestError: for unknown parameters or values of the wrong type.
-    """
-    unknown = set(params) - _PARAMS
-    if unknown:
-        raise InvalidRequestError(
-            f"unknown parameter(s) {sorted(unknown)}; pass provider-specific options "
-            f"as provider_options={{...}}"
-        )
-    if isinstance(messages, ChatRequest):
-        return dataclasses.replace(messages, **_checked(params)) if params else messages
-    return ChatRequest(messages=coerce_messages(messages), **_checked(params))
-
-
-def _checked(params: Mapping[str, Any]) -> dict[str, Any]:
-    p = dict(params)
-    for k in ("temperature", "top_p"):
-        v = p.get(k)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            raise InvalidRequestError(f"{k} must be a number, got {type(v).__name__}")
-    for k in ("max_tokens", "seed"):
-        v = p.get(k)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-            raise InvalidRequestError(f"{k} must be an int, got {type(v).__name__}")
-    if p.get("max_tokens") is not None and p["max_tokens"] < 1:
-        raise InvalidRequestError("max_tokens must be at least 1")
-    stop = p.get("stop")
-    if isinstance(stop, str):
-        p["stop"] = (stop,)
-    elif stop is not None:
-        if not all(isinstance(s, str) for s in stop):
-            raise InvalidRequestError("stop must be a string or a list of strings")
-        p["stop"] = tuple(stop)
-    fmt = p.get("response_format")
-    if isinstance(fmt, type) and callable(getattr(fmt, "model_json_schema", None)):
-        # A pydantic model given straight to a request (Client.complete also validates the
-        # answer; here it only becomes the strict JSON schema it stands for).
-        from .tools._structured import _format_for
-
-        p["response_format"] = _format_for(fmt)
-    elif fmt is not None and not isinstance(fmt, Mapping):
-        raise InvalidRequestError(
-            f"response_format must be a dict or a pydantic model class, got {type(fmt).__name__}"
-        )
-    tools = p.get("tools")
-    if tools is not None:
-        if isinstance(tools, (str, Mapping)) or not isinstance(tools, Iterable):
-            raise InvalidRequestError("tools must be a list of tools")
-        if all(isinstance(t, Mapping) for t in tools):
-            p["tools"] = tuple(tools)
-        else:
-            from .tools._tool import as_spec
-
-            p["tools"] = tuple(as_spec(t, i) for i, t in enumerate(tools))
-    for k in ("system", "model"):
-        v = p.get(k)
-        if v is not None and not isinstance(v, str):
-            raise InvalidRequestError(f"{k} must be a string, got {type(v).__name__}")
-    return p
+# ``build_request`` and ``coerce_messages`` moved up (``_build.py``, ``_messages.py``) so the
+# values import nothing above them; old imports of them from here still work, resolved on
+# first use (an import at module level would be a circle).
+__getattr__ = _lazy_exports(__name__, {"build_request": "._build", "coerce_messages": "._messages"})

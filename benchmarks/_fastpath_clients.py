@@ -281,7 +281,7 @@ class AsyncLLMDriver(AsyncLLM):
         self.name = f"asyncllm driver only ({kind})"
 
     async def setup(self, base_url: str) -> None:
-        from asyncllm._types import build_request
+        from asyncllm._build import build_request
         from asyncllm.providers import HttpResources, resolve
 
         url = base_url + "/v1" if self.kind == "openai" else base_url

@@ -37,7 +37,7 @@ import structlog
 from _common import RESULTS, per_op_us, redis_server, write_json
 
 from asyncllm import ChatRequest, Response
-from asyncllm._types import build_request
+from asyncllm._build import build_request
 from asyncllm.cache import ResponseCache, cache_key
 from asyncllm.providers import HttpResources
 from asyncllm.providers._openai_compatible import OpenAICompatibleProvider

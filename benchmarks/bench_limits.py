@@ -10,6 +10,8 @@ Measured in one run, each next to a baseline:
   next to a bare redis-py ``PING`` round trip, CPU and wall time; and contended (64 tasks,
   8 shared slots), where releases ride on the waiting head's next call, with the number
   of script calls per acquire.
+- Fairness against ``aiolimiter`` (which asyncllm does not use; it is in the ``bench``
+  extra for this comparison): a large token acquisition behind a stream of small ones.
 - Achieved rate against the simulator's own limits (``rpm=600, tpm=60000, period=1``,
   time scaled down 60x): in-process request-bound and token-bound runs, and four processes
   sharing one ``RedisRateLimiter``. Rate = admissions after the first period (the burst)
@@ -81,6 +83,67 @@ async def bench_cpu(n: int, rounds: int) -> dict[str, float]:
     }
     out |= await bench_contended(n, rounds)
     return out
+
+
+async def bench_fairness(seconds: float = 1.0) -> dict[str, float | None]:
+    """What ``RateLimiter`` does that ``aiolimiter`` cannot: admit a large acquisition in turn.
+
+    A token budget of 1000 per 0.1 s; 16 tasks keep taking 50 tokens each; a request needing
+    800 tokens arrives behind them. ``aiolimiter`` wakes waiters by a heap ordered by amount,
+    so small acquisitions keep overtaking the large one, which waits until traffic stops;
+    ``RateLimiter`` has one FIFO across dimensions, so it is admitted after the ones ahead of
+    it. Reported: the large request's wait in seconds (``None``: still waiting after
+    ``seconds``), and the small admissions that overtook it.
+    """
+    from aiolimiter import AsyncLimiter  # a baseline only; asyncllm does not use it
+
+    period, capacity, small, large = 0.1, 1000.0, 50, 800
+
+    async def run(take: Callable[[int], Awaitable[None]]) -> tuple[float | None, int]:
+        overtook = 0
+        big_done = asyncio.Event()
+
+        async def small_loop() -> None:
+            nonlocal overtook
+            while not big_done.is_set():
+                await take(small)
+                overtook += 1
+
+        loop = asyncio.get_running_loop()
+        smalls = [asyncio.create_task(small_loop()) for _ in range(16)]
+        await asyncio.sleep(period)  # the small traffic is flowing
+        overtook = 0
+        start = loop.time()
+        try:
+            await asyncio.wait_for(take(large), seconds)
+            waited: float | None = loop.time() - start
+        except TimeoutError:
+            waited = None
+        big_done.set()
+        for t in smalls:
+            t.cancel()
+        await asyncio.gather(*smalls, return_exceptions=True)
+        return waited, overtook
+
+    aio = AsyncLimiter(capacity, period)
+
+    async def take_aio(n: int) -> None:
+        await aio.acquire(n)
+
+    ours = RateLimiter(tpm=capacity, period=period, burst=1.0)
+
+    async def take_ours(n: int) -> None:
+        async with ours.acquire(n, model="m") as p:
+            p.settle(Usage(input_tokens=n, output_tokens=0))
+
+    aio_wait, aio_overtook = await run(take_aio)
+    our_wait, our_overtook = await run(take_ours)
+    return {
+        "fair_aiolimiter_wait_s": aio_wait,
+        "fair_aiolimiter_overtaken": aio_overtook,
+        "fair_ratelimiter_wait_s": our_wait,
+        "fair_ratelimiter_overtaken": our_overtook,
+    }
 
 
 async def bench_contended(n: int, rounds: int) -> dict[str, float]:
@@ -260,6 +323,7 @@ async def main(quick: bool) -> dict[str, Any]:
         "limits": {"rpm": RPM, "tpm": TPM, "period": PERIOD},
         "cpu": await bench_cpu(n, rounds),
         "rate_memory": await bench_rate_memory(scale),
+        "fairness": await bench_fairness(),
     }
     with redis_server() as url:
         if url is None:
@@ -271,6 +335,12 @@ async def main(quick: bool) -> dict[str, Any]:
 
 
 def report(r: dict[str, Any]) -> None:
+    f = r["fairness"]
+    print("A large acquisition behind a stream of small ones (wait s; small ones that overtook):")
+    for label, k in (("aiolimiter", "fair_aiolimiter"), ("RateLimiter", "fair_ratelimiter")):
+        wait = f[k + "_wait_s"]
+        shown = "starved (>1 s)" if wait is None else f"{wait:.3f}"
+        print(f"  {label:22s} {shown:>14s}  overtaken by {f[k + '_overtaken']}")
     c = r["cpu"]
     print("CPU per acquire+settle+release (median, us):")
     print(f"  NoLimiter              {c['no_limiter_us']:8.2f}")

@@ -44,7 +44,7 @@ import httpx2
 from _common import RESULTS, simulator_process, timed_slice, write_json
 
 from asyncllm import Client
-from asyncllm._types import build_request
+from asyncllm._build import build_request
 from asyncllm.providers import HttpResources
 from asyncllm.providers._openai import OpenAIProvider
 

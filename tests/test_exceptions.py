@@ -66,3 +66,37 @@ def test_all_providers_failed_is_an_exception_group() -> None:
             assert isinstance(matched, al.AllProvidersFailed)
             raise
     assert info.group_contains(al.ServerError)
+
+
+def test_cache_closed_and_budget_unavailable_are_in_the_one_tree() -> None:
+    import asyncllm
+    import asyncllm.cache
+    import asyncllm.cost
+    from asyncllm import _exceptions
+
+    # One definition, importable where it always was.
+    assert asyncllm.CacheClosed is _exceptions.CacheClosed is asyncllm.cache.CacheClosed
+    assert (
+        asyncllm.BudgetUnavailable
+        is _exceptions.BudgetUnavailable
+        is asyncllm.cost.BudgetUnavailable
+    )
+    assert issubclass(asyncllm.CacheClosed, asyncllm.AsyncLLMError)
+    assert issubclass(asyncllm.BudgetUnavailable, asyncllm.BudgetExceeded)
+    err = asyncllm.BudgetUnavailable("daily", 0.5, ConnectionError("down"))
+    assert "daily" in str(err) and "unavailable" in str(err)
+    assert "CacheClosed" in (_exceptions.__doc__ or "")
+    assert "BudgetUnavailable" in (_exceptions.__doc__ or "")
+
+
+def test_every_exception_class_in_the_package_is_rooted() -> None:
+    """Every public exception is an AsyncLLMError and drawn in the tree diagram."""
+    import asyncllm
+    from asyncllm import _exceptions
+
+    for name in asyncllm.__all__:
+        obj = getattr(asyncllm, name)
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            assert issubclass(obj, asyncllm.AsyncLLMError), name
+            assert obj.__module__ == "asyncllm._exceptions", name
+            assert name in (_exceptions.__doc__ or ""), name

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from asyncllm import ChatRequest, Chunk, InvalidRequestError, Message, Usage
-from asyncllm._types import ToolCallDelta, build_request, coerce_messages
+from asyncllm._build import build_request
+from asyncllm._messages import coerce_messages
+from asyncllm._types import ToolCallDelta
 from asyncllm.providers import StreamAccumulator
 
 
@@ -89,3 +91,11 @@ def test_accumulator_folds_text_tools_usage_and_finish() -> None:
     assert r.tool_calls[0].name == "f" and r.tool_calls[0].arguments == '{"a": 1}'
     assert r.usage.total_tokens == 5 and r.finish_reason == "tool_calls"
     assert r.time_to_first_token is not None and r.time_to_first_token <= r.latency
+
+
+def test_build_request_and_coerce_messages_still_import_from_types() -> None:
+    """They moved above the value types (no import circle); old imports keep working."""
+    import asyncllm._types as types_module
+
+    assert types_module.build_request is build_request
+    assert types_module.coerce_messages is coerce_messages

@@ -27,8 +27,9 @@ from typing import Any, Literal, TypeAlias
 
 import orjson
 
+from .._build import build_request
 from .._exceptions import AsyncLLMError, InvalidRequestError
-from .._types import ChatRequest, build_request
+from .._types import ChatRequest
 
 __all__ = [
     "BatchInputError",

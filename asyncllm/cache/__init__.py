@@ -12,8 +12,9 @@ shares entries between processes through Redis, as validated JSON (never pickle)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports as _lazy_exports
 from ._cache import ResponseCache
 from ._inflight import CacheClosed, CachedStream
 from ._key import KEY_VERSION, cache_key, canonical_request
@@ -43,10 +44,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # redis is an optional dependency: import its backend only when asked for.
-    if name == "RedisBackend":
-        from ._redis import RedisBackend
-
-        return RedisBackend
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# redis is an optional dependency: import its backend only when asked for.
+__getattr__ = _lazy_exports(__name__, {"RedisBackend": "._redis"})

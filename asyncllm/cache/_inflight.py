@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import anyio
 
-from .._exceptions import AsyncLLMError
+from .._exceptions import CacheClosed
 from .._types import Chunk, Response, ToolCallDelta
 
 if TYPE_CHECKING:
@@ -41,10 +41,6 @@ __all__ = [
     "as_shared",
     "replay_chunks",
 ]
-
-
-class CacheClosed(AsyncLLMError):
-    """The cache shut down while this request waited for a shared upstream call."""
 
 
 class Orphaned(Exception):

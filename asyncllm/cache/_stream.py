@@ -23,7 +23,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from .._types import Chunk, Response
-from ..providers._base import StreamAccumulator
+from ..providers import StreamAccumulator
 from . import _events as events
 from ._inflight import CachedStream, StreamFlight
 from ._stats import CacheStats, short

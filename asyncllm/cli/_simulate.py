@@ -11,8 +11,7 @@ import asyncio
 import signal
 import sys
 
-from ..testing._latency import LatencyLike, heavy_tail
-from ..testing._simulator import Simulator
+from ..testing import LatencyLike, Simulator, heavy_tail
 
 __all__ = ["add_parser", "run"]
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._exceptions import BudgetExceeded, ConfigurationError
+from .._exceptions import BudgetExceeded, BudgetUnavailable, ConfigurationError
 from .._logging import get_logger
 from .._outage import Outage
 from .._redis_client import (
@@ -66,15 +66,6 @@ _log = get_logger("asyncllm.budget")
 
 #: Deferred bookings a reservation makes on its way (the rest wait for the next ones).
 _FLUSH_BATCH = 8
-
-
-class BudgetUnavailable(BudgetExceeded):
-    """The shared budget's store could not be reached, so nothing could be reserved."""
-
-    def __init__(self, budget: str, requested_usd: float, cause: BaseException | str) -> None:
-        super().__init__(budget, requested_usd, 0.0)
-        why = cause if isinstance(cause, str) else type(cause).__name__
-        self.args = (f"budget {budget!r} is unavailable ({why}); refused",)
 
 
 class _Target:

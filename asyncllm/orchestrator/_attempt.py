@@ -1,23 +1,21 @@
-"""The per-attempt pipeline for complete (non-streamed) answers.
+"""The per-attempt pipeline for complete (non-streamed) answers, and what both share.
 
 Every attempt, whatever its role (primary, retry, hedge, fallback, race), goes through::
 
-    breaker check -> budget.reserve -> limiter.acquire -> provider.complete
-        -> pricing.cost -> permit.settle(usage) / reservation.settle(cost)
+    Admission.enter (breaker -> budget.reserve -> limiter.acquire) -> provider.complete
+        -> pricing.cost -> Admission.book(usage, cost) -> Admission.release
 
-with the observer told at the start and the end. Slots are released by the ``async with``
-blocks, in this task, on every path including cancellation. On failure the permit and the
-reservation are settled with "nothing used" when the provider surely generated nothing (an
-error status at open) and "unknown" otherwise.
+with the observer told at the start and the end. The admission (``_admission.py``) is the
+one seam streamed attempts (``_stream.py``) use too: released in this task, in reverse,
+shielded, on every path including cancellation; on failure it settles "nothing used" when
+the provider surely generated nothing (an error status at open) and "unknown" otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
-from anyio.lowlevel import checkpoint_if_cancelled
 
 from .._exceptions import (
     AnswerRejected,
@@ -31,6 +29,7 @@ from .._hooks import AttemptInfo, AttemptRole
 from .._types import Response, Usage, output_cap
 from ..quality._accept import judge
 from ..quality._signals import assess
+from ._admission import ZERO_USAGE, Admission, LegEvents
 from ._retry import not_billed, trips_breaker
 
 if TYPE_CHECKING:
@@ -42,18 +41,11 @@ __all__ = [
     "ZERO_USAGE",
     "attempt_failed",
     "attempt_info",
+    "complete_attempt",
     "price",
-    "run_attempt",
     "timeout_error",
     "vet",
 ]
-
-ZERO_USAGE = Usage()
-
-#: ``notify(leg, None)`` when the limiter admitted the attempt; ``notify(leg, response)``
-#: when it succeeded, still holding its limiter slot, so a race's or hedge's losers are
-#: cancelled before that slot passes to one of them.
-Notify = Callable[["Leg", "Response | None"], None]
 
 
 def attempt_info(call: Call, index: int, role: AttemptRole, number: int) -> AttemptInfo:
@@ -101,86 +93,61 @@ def timeout_error(call: Call, slot: ProviderSlot, model: str, what: str) -> Exce
     return ProviderTimeout(what, provider=slot.name, model=model)
 
 
-async def run_attempt(
+async def complete_attempt(
     call: Call,
     index: int,
     role: AttemptRole,
     number: int,
     leg: Leg | None = None,
-    notify: Notify | None = None,
+    events: LegEvents | None = None,
 ) -> Response:
-    """Run one attempt on slot ``index`` and return its response (or raise its error).
+    """Run one non-streamed attempt on slot ``index`` and return its response.
 
-    ``leg``/``notify`` are given by concurrent strategies (see :data:`Notify`): the hedge
-    timer starts at admission, not while the attempt queues in the limiter.
+    ``leg``/``events`` are given by concurrent strategies (see :class:`LegEvents`): the hedge
+    timer starts at admission, not while the attempt queues in the limiter. Strategies call
+    :func:`~._complete.run_attempt`, which picks this or a consumed stream.
     """
     rt = call.rt
-    if rt.first_token_timeout is not None:
-        # Only a stream shows the first token: enforce the limit by consuming one.
-        from ._stream import complete_via_stream
-
-        return await complete_via_stream(call, index, role, number, leg, notify)
     slot = rt.slots[index]
     model = call.models[index]
     info = attempt_info(call, index, role, number)
-    breaker = slot.breaker
-    probe = False
-    settled = False
-    sent_at: float | None = None
-    clock = rt.clock
+    admission = Admission(call, slot, model)
     try:
-        if breaker is not None:
-            probe = breaker.acquire()
-        async with rt.budget.reserve(
-            call.request, provider=slot.name, kind=slot.kind, model=model, local=slot.local
-        ) as reservation:
+        try:
+            sent_at = await admission.enter(leg, events)
             try:
-                async with slot.limiter.acquire(call.tokens, model=model) as permit:
-                    if notify is not None and leg is not None:
-                        # A leg that lost while it queued is not sent (nor charged).
-                        await checkpoint_if_cancelled()
-                        sent_at = clock()
-                        notify(leg, None)
-                    else:
-                        sent_at = clock()
-                    try:
-                        response = await _call_provider(call, slot, model)
-                    except BaseException as exc:
-                        permit.settle(ZERO_USAGE if not_billed(exc) else None)
-                        rate_limit_feedback(slot, model, exc)
-                        raise
-                    done_at = clock()
-                    cost = price(call, slot, model, response)
-                    # Booked before the answer is judged: a rejected answer was paid for.
-                    permit.settle(response.usage)
-                    reservation.settle(cost)
-                    settled = True
-                    response.cost_usd = cost
-                    response.request_id = call.request_id
-                    info.usage = response.usage
-                    info.cost_usd = cost
-                    if call.accept:
-                        # Judged before it can win a race or hedge, while it holds its slot.
-                        await vet(call, slot, model, response, info, done_at - sent_at)
-                    else:
-                        info.quality = assess(call.request, response)
-                    if notify is not None and leg is not None:
-                        notify(leg, response)
+                response = await _call_provider(call, slot, model)
             except BaseException as exc:
-                if settled:
-                    raise
-                if sent_at is None or not_billed(exc):
-                    reservation.settle(0.0)
-                else:
-                    reservation.settle(None)
+                rate_limit_feedback(slot, model, exc)  # before the slot is given back
                 raise
+            done_at = rt.clock()
+            cost = price(call, slot, model, response)
+            # Booked before the answer is judged: a rejected answer was paid for.
+            admission.book(response.usage, cost)
+            response.cost_usd = cost
+            response.request_id = call.request_id
+            info.usage = response.usage
+            info.cost_usd = cost
+            if call.accept:
+                # Judged before it can win a race or hedge, while it holds its slot.
+                await vet(call, slot, model, response, info, done_at - sent_at)
+            else:
+                info.quality = assess(call.request, response)
+            if events is not None and leg is not None:
+                events.answered(leg, response)
+        except BaseException as exc:
+            await admission.release(billed_unknown=not not_billed(exc))
+            raise
+        await admission.release(billed_unknown=False)
     except BaseException as exc:
-        attempt_failed(call, slot, model, info, exc, probe, sent_at, leg, stream=False)
+        attempt_failed(
+            call, slot, model, info, exc, admission.probe, admission.sent_at, leg, stream=False
+        )
         raise
     if response.rate_limits is not None:
         slot.limiter.observe(response.rate_limits, model=model)
-    if breaker is not None:
-        breaker.success(probe)
+    if slot.breaker is not None:
+        slot.breaker.success(admission.probe)
     slot.window(model, False).add(done_at - sent_at)
     info.finished = done_at
     info.outcome = "success"
@@ -218,7 +185,7 @@ async def vet(
 
 
 async def _call_provider(call: Call, slot: ProviderSlot, model: str) -> Response:
-    timeout = call.rt.attempt_timeout
+    timeout = call.attempt_timeout
     if timeout is not None:
         deadline = loop_time() + timeout
         if deadline < call.deadline:

@@ -36,7 +36,7 @@ import anyio
 
 from .._exceptions import BudgetExceeded
 from .._hooks import AttemptRole
-from ._attempt import run_attempt
+from ._complete import run_attempt
 from ._policy import Hedge, Race
 from ._retry import fails_over
 from ._runtime import Leg
@@ -184,14 +184,18 @@ class Engine:
         self.events.append((leg, kind, value))
         self.wake.set()
 
-    def _notified(self, leg: Leg, response: Response | None) -> None:
-        if response is None:
-            # Admitted, not cancelled, and about to call the provider: the request is sent.
-            leg.admitted_at = loop_time()
-            if leg.role == "hedge":
-                self.call.rt.counters["hedge"] += 1
-            self._post(leg, "admitted", None)
-        elif self._claim(leg):
+    # -- LegEvents: what each leg's attempt tells the engine --------------------------------
+
+    def admitted(self, leg: Leg) -> None:
+        """Admitted, not cancelled, and about to call the provider: the request is sent."""
+        leg.admitted_at = loop_time()
+        if leg.role == "hedge":
+            self.call.rt.counters["hedge"] += 1
+        self._post(leg, "admitted", None)
+
+    def answered(self, leg: Leg, response: Response) -> None:
+        """An accepted answer: it wins unless another leg already did."""
+        if self._claim(leg):
             self.result = response
 
     def _failed(self, leg: Leg, exc: Exception) -> None:
@@ -288,9 +292,7 @@ class Engine:
                 if leg.wait > 0:
                     await anyio.sleep(leg.wait)
                 try:
-                    await run_attempt(
-                        self.call, leg.index, leg.role, leg.number, leg, self._notified
-                    )
+                    await run_attempt(self.call, leg.index, leg.role, leg.number, leg, self)
                 except Exception as exc:
                     self._post(leg, "error", exc)
         finally:
@@ -301,9 +303,7 @@ class Engine:
             with leg.scope:
                 if leg.wait > 0:
                     await anyio.sleep(leg.wait)
-                attempt = StreamAttempt(
-                    self.call, leg.index, leg.role, leg.number, leg, self._notified
-                )
+                attempt = StreamAttempt(self.call, leg.index, leg.role, leg.number, leg, self)
                 try:
                     await attempt.open()
                 except Exception as exc:

@@ -14,7 +14,7 @@ import anyio
 
 from .._exceptions import DeadlineExceeded
 from .._hooks import AttemptRole
-from ._attempt import run_attempt
+from ._complete import run_attempt
 from ._retry import fails_over
 from ._stream import StreamAttempt
 

@@ -26,6 +26,7 @@ from ._runtime import Call
 from ._stream_race import ConcurrentStream
 
 if TYPE_CHECKING:
+    from .._timeout import Timeout
     from .._types import ChatRequest, Response
     from ..quality._accept import Checks
     from ._context import Binding
@@ -46,7 +47,7 @@ async def run_complete(
     rt: Runtime,
     request: ChatRequest,
     strategy: Strategy,
-    seconds: float | None,
+    timeout: Timeout,  # noqa: ASYNC109 (a limit we enforce with a cancel scope, by design)
     accept: Checks | None = None,
 ) -> Response:
     """Run one logical request to a :class:`~asyncllm.Response`.
@@ -58,7 +59,7 @@ async def run_complete(
         AllProvidersFailed: every attempt failed with errors that fail over.
         AsyncLLMError: a bad request, authentication failure, budget refusal... as is.
     """
-    call = Call(rt, request, stream=False, timeout=seconds, accept=accept)
+    call = Call(rt, request, stream=False, timeout=timeout, accept=accept)
     binding = bind_request_id(call.request_id)
     observer = rt.observer
     info = RequestInfo(call.request_id, request, strategy.name, False, call.started)
@@ -128,7 +129,7 @@ class StreamRun:
         rt: Runtime,
         request: ChatRequest,
         strategy: Strategy,
-        timeout: float | None,
+        timeout: Timeout,
         accept: Checks | None = None,
     ) -> None:
         self.rt = rt

@@ -27,6 +27,7 @@ from ._latency import LatencyWindow
 from ._retry import retry_after_of
 
 if TYPE_CHECKING:
+    from .._timeout import Timeout
     from .._types import ChatRequest
     from ..providers import Provider
     from ..quality._accept import Checks
@@ -125,12 +126,10 @@ class Runtime:
 
     __slots__ = (
         "accept",
-        "attempt_timeout",
         "budget",
         "clock",
         "counters",
         "default_models",
-        "first_token_timeout",
         "hedge_buckets",
         "observer",
         "pricing",
@@ -149,8 +148,6 @@ class Runtime:
         pricing: Pricing,
         retry: RetryPolicy,
         clock: Callable[[], float],
-        attempt_timeout: float | None,
-        first_token_timeout: float | None,
         accept: Checks | None = None,
     ) -> None:
         self.slots = tuple(slots)
@@ -168,8 +165,6 @@ class Runtime:
             per_second=retry.budget_per_second,
             clock=clock,
         )
-        self.attempt_timeout = attempt_timeout
-        self.first_token_timeout = first_token_timeout
         self.default_models = tuple(s.default_model for s in self.slots)
         self.hedge_buckets: dict[tuple[float, float], TokenBucket] = {}
         # "hedge" counts backups sent; "hedge_scheduled" those the engine started and
@@ -248,10 +243,12 @@ class Call:
 
     __slots__ = (
         "accept",
+        "attempt_timeout",
         "attempts",
         "budget_denied",
         "deadline",
         "errors",
+        "first_token_timeout",
         "max_attempts",
         "models",
         "request",
@@ -270,7 +267,7 @@ class Call:
         request: ChatRequest,
         *,
         stream: bool,
-        timeout: float | None,
+        timeout: Timeout,
         accept: Checks | None = None,
     ) -> None:
         self.rt = rt
@@ -292,8 +289,11 @@ class Call:
             self.models = (request.model,) * n
         self.request_id = new_request_id()
         self.started = rt.clock()
-        # Deadlines are in event-loop time: cancel scopes are.
-        self.deadline = math.inf if timeout is None else loop_time() + timeout
+        # The deadline is an absolute event-loop time (cancel scopes are), set once here
+        # from the request's total timeout; the attempt limits are durations.
+        self.deadline = math.inf if timeout.total is None else loop_time() + timeout.total
+        self.attempt_timeout = timeout.attempt
+        self.first_token_timeout = timeout.first_token
         retry = rt.retry
         self.max_attempts = retry.max_attempts or n + retry.max_retries
         self.attempts = 0

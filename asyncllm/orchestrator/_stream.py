@@ -25,15 +25,13 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.lowlevel import checkpoint_if_cancelled
 
 from .._exceptions import StreamBroken
 from .._hooks import AttemptRole
-from ..providers._base import StreamAccumulator
+from ..providers import StreamAccumulator
 from ..quality._signals import assess
+from ._admission import Admission, LegEvents
 from ._attempt import (
-    ZERO_USAGE,
-    Notify,
     attempt_failed,
     attempt_info,
     price,
@@ -46,7 +44,6 @@ from ._retry import not_billed
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
-    from .._hooks import Permit, Reservation
     from .._types import Chunk, Response
     from ..providers import ProviderStream
     from ._runtime import Call, Leg
@@ -62,25 +59,22 @@ class StreamAttempt:
     """One streamed attempt (see the module docstring)."""
 
     __slots__ = (
+        "_admission",
         "_done",
         "_exhausted",
         "_it",
         "_pending",
-        "_permit",
-        "_permit_cm",
-        "_res_cm",
-        "_reservation",
         "_scope",
         "_stream",
         "_stream_cm",
         "acc",
         "call",
         "committed",
+        "events",
         "index",
         "info",
         "leg",
         "model",
-        "notify",
         "probe",
         "response",
         "sent_at",
@@ -94,14 +88,14 @@ class StreamAttempt:
         role: AttemptRole,
         number: int,
         leg: Leg | None = None,
-        notify: Notify | None = None,
+        events: LegEvents | None = None,
     ) -> None:
         self.call = call
         self.index = index
         self.slot = call.rt.slots[index]
         self.model = call.models[index]
         self.leg = leg
-        self.notify = notify
+        self.events = events
         self.info = attempt_info(call, index, role, number)
         self.probe = False
         self.sent_at: float | None = None
@@ -111,19 +105,15 @@ class StreamAttempt:
         self._pending: deque[Chunk] = deque()
         self._exhausted = False
         self._done = False
-        rt = call.rt
         # No deadline of any kind: no cancel scope either (the plain path stays lean).
         self._scope: anyio.CancelScope | None = (
             None
             if call.deadline == math.inf
-            and rt.first_token_timeout is None
-            and rt.attempt_timeout is None
+            and call.first_token_timeout is None
+            and call.attempt_timeout is None
             else anyio.CancelScope(deadline=call.deadline)
         )
-        self._res_cm: AbstractAsyncContextManager[Reservation] | None = None
-        self._reservation: Reservation | None = None
-        self._permit_cm: AbstractAsyncContextManager[Permit] | None = None
-        self._permit: Permit | None = None
+        self._admission = Admission(call, self.slot, self.model)
         self._stream_cm: AbstractAsyncContextManager[ProviderStream] | None = None
         self._stream: ProviderStream | None = None
         self._it: Any = None
@@ -155,25 +145,14 @@ class StreamAttempt:
     async def _open(self) -> None:
         call, slot, model = self.call, self.slot, self.model
         rt = call.rt
-        if slot.breaker is not None:
-            self.probe = slot.breaker.acquire()
-        cm = rt.budget.reserve(
-            call.request, provider=slot.name, kind=slot.kind, model=model, local=slot.local
-        )
-        self._reservation = await cm.__aenter__()
-        self._res_cm = cm
-        pcm = slot.limiter.acquire(call.tokens, model=model)
-        self._permit = await pcm.__aenter__()
-        self._permit_cm = pcm
-        if self.notify is not None and self.leg is not None:
-            # A leg that lost while it queued is not sent (nor charged).
-            await checkpoint_if_cancelled()
+        admission = self._admission
+        try:
+            self.sent_at = sent_at = await admission.enter(self.leg, self.events)
+        finally:
+            self.probe = admission.probe
         loop_now = loop_time()
-        self.sent_at = sent_at = rt.clock()
-        if self.notify is not None and self.leg is not None:
-            self.notify(self.leg, None)
         self.acc = StreamAccumulator()
-        ttft, total = rt.first_token_timeout, rt.attempt_timeout
+        ttft, total = call.first_token_timeout, call.attempt_timeout
         scope = self._scope
         if scope is not None:
             scope.deadline = min(
@@ -268,10 +247,7 @@ class StreamAttempt:
         )
         usage = response.usage
         cost = price(call, slot, self.model, response)
-        if self._permit is not None:
-            self._permit.settle(usage)
-        if self._reservation is not None:
-            self._reservation.settle(cost)
+        self._admission.book(usage, cost)
         response.cost_usd = cost
         response.request_id = call.request_id
         info = self.info
@@ -285,14 +261,14 @@ class StreamAttempt:
                 # (its chunks were delivered already; docs/quality.md says what that means).
                 await vet(call, slot, self.model, response, info, None)
             except BaseException as exc:
-                await self._release(billed_unknown=False, settled=True)
+                await self._release(billed_unknown=False)
                 self._book(exc)
                 raise
-        if self.notify is not None and self.leg is not None:
+        if self.events is not None and self.leg is not None:
             # A complete answer built from a stream wins here, before its slot is released
             # (for a stream the leg already won at its first token: a no-op then).
-            self.notify(self.leg, response)
-        await self._release(billed_unknown=False, settled=True)
+            self.events.answered(self.leg, response)
+        await self._release(billed_unknown=False)
         self.response = response
         if response.rate_limits is not None:
             slot.limiter.observe(response.rate_limits, model=self.model)
@@ -338,7 +314,7 @@ class StreamAttempt:
             scope.__exit__(type(exc), exc, exc.__traceback__)
         return error
 
-    async def _release(self, *, billed_unknown: bool, settled: bool = False) -> None:
+    async def _release(self, *, billed_unknown: bool) -> None:
         """Close the provider stream, then give back the permit and the reservation."""
         self._done = True
         # Once released, the attempt's deadline must not cut into the caller's own code.
@@ -348,17 +324,8 @@ class StreamAttempt:
             scm, self._stream_cm = self._stream_cm, None
             if scm is not None:
                 await scm.__aexit__(None, None, None)
-            pcm, self._permit_cm = self._permit_cm, None
-            if pcm is not None:
-                if not settled and self._permit is not None:
-                    self._permit.settle(None if billed_unknown else ZERO_USAGE)
-                await pcm.__aexit__(None, None, None)
-            rcm, self._res_cm = self._res_cm, None
-            if rcm is not None:
-                if not settled and self._reservation is not None:
-                    nothing = self.sent_at is None or not billed_unknown
-                    self._reservation.settle(0.0 if nothing else None)
-                await rcm.__aexit__(None, None, None)
+            # Then the permit and the reservation (settled first unless booked).
+            await self._admission.release(billed_unknown=billed_unknown, shielded=True)
 
     def _book(self, exc: BaseException) -> None:
         attempt_failed(
@@ -385,11 +352,11 @@ async def complete_via_stream(
     role: AttemptRole,
     number: int,
     leg: Leg | None = None,
-    notify: Notify | None = None,
+    events: LegEvents | None = None,
 ) -> Response:
     """A complete answer built by consuming a stream (used when a first-token timeout is
     set: only a stream shows the first token)."""
-    attempt = StreamAttempt(call, index, role, number, leg, notify)
+    attempt = StreamAttempt(call, index, role, number, leg, events)
     await attempt.open()
     try:
         async for _ in attempt:

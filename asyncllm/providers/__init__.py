@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError
+from .._lazy import lazy_exports as _lazy_exports
 from ._base import BaseProvider, Provider, ProviderStream, StreamAccumulator
 from ._http import HttpResources
 
@@ -48,13 +49,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_exports(__name__, _LAZY)
 
 
 # kind -> "module:callable"; the callable is ``factory(*, name, model, **options)``.
@@ -65,7 +60,6 @@ _REGISTRY: dict[str, str | Callable[..., Provider]] = {
     "ollama": "asyncllm.providers._openai_compatible:ollama",
     "vllm": "asyncllm.providers._openai_compatible:vllm",
     "lmstudio": "asyncllm.providers._openai_compatible:lmstudio",
-    "fake": "asyncllm.testing._fake:FakeProvider",
 }
 
 

@@ -6,51 +6,29 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .._exceptions import ConfigurationError, MalformedResponse
+from .._exceptions import ConfigurationError
 from .._types import ChatRequest, RateLimitInfo, Response
 from .._version import USER_AGENT
-from ._anthropic_wire import DEFAULT_MAX_TOKENS, AnthropicStream, build_body, parse_message
+from ._anthropic_wire import (
+    API_VERSION,
+    DEFAULT_MAX_TOKENS,
+    AnthropicStream,
+    build_body,
+    message_response,
+)
 from ._driver import (
     Backend,
     Driver,
     check_backend,
-    parsed_response,
     register_driver_secrets,
     resolve_api_key,
 )
-from ._errors import error_from_payload
 from ._headers import anthropic_rate_limits
 from ._native import Endpoint, NativeBackend
 
 __all__ = ["AnthropicProvider", "message_response"]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
-#: The ``anthropic-version`` both backends send: the one the installed ``anthropic`` SDK
-#: sends (a test keeps them equal), set explicitly on the SDK client too, so the backends
-#: never ask for different API versions.
-API_VERSION = "2026-10-21"
-
-
-def message_response(
-    obj: Mapping[str, Any],
-    *,
-    provider: str,
-    model: str,
-    started: float,
-    rate_limits: RateLimitInfo | None,
-) -> Response:
-    """A :class:`Response` from a decoded Anthropic message (both backends use it)."""
-    if obj.get("type") == "error":
-        raise error_from_payload(obj, provider=provider, model=model)
-    try:
-        parsed = parse_message(obj)
-    except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise MalformedResponse(
-            f"not a message: {type(exc).__name__}: {exc}", provider=provider, model=model
-        ) from exc
-    return parsed_response(
-        parsed, provider=provider, model=model, started=started, rate_limits=rate_limits
-    )
 
 
 class NativeAnthropic(NativeBackend):

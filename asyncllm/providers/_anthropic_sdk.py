@@ -25,8 +25,7 @@ import orjson
 
 from .._types import ChatRequest, Response
 from .._version import USER_AGENT
-from ._anthropic import API_VERSION, message_response
-from ._anthropic_wire import build_body, on_event
+from ._anthropic_wire import API_VERSION, build_body, message_response, on_event
 from ._headers import anthropic_rate_limits
 from ._sdk import SDKBackend, SDKBackendStream, SDKSettings
 from ._sdk_wire import split_body

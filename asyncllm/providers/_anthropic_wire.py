@@ -28,21 +28,26 @@ from typing import Any, Protocol
 
 import orjson
 
+from .._exceptions import MalformedResponse
 from .._types import (
     DEFAULT_OUTPUT_CAP,
     ChatRequest,
     Chunk,
     FinishReason,
     Message,
+    RateLimitInfo,
+    Response,
     ToolCall,
     ToolCallDelta,
     Usage,
     output_cap,
 )
+from ._driver import parsed_response
 from ._errors import error_from_payload
 from ._native import NativeStream
 
 __all__ = [
+    "API_VERSION",
     "JSON_INSTRUCTION",
     "AnthropicStream",
     "EventSink",
@@ -55,6 +60,10 @@ __all__ = [
 ]
 
 DEFAULT_MAX_TOKENS = DEFAULT_OUTPUT_CAP
+#: The ``anthropic-version`` both backends send: the one the installed ``anthropic`` SDK
+#: sends (a test keeps them equal), set explicitly on the SDK client too, so the backends
+#: never ask for different API versions.
+API_VERSION = "2026-10-21"
 JSON_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
 
 _FINISH: dict[str, FinishReason] = {
@@ -391,4 +400,26 @@ def parse_message(
         _message_usage(obj.get("usage")),
         tuple(tools),
         obj.get("model"),
+    )
+
+
+def message_response(
+    obj: Mapping[str, Any],
+    *,
+    provider: str,
+    model: str,
+    started: float,
+    rate_limits: RateLimitInfo | None,
+) -> Response:
+    """A :class:`Response` from a decoded Anthropic message (both backends use it)."""
+    if obj.get("type") == "error":
+        raise error_from_payload(obj, provider=provider, model=model)
+    try:
+        parsed = parse_message(obj)
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise MalformedResponse(
+            f"not a message: {type(exc).__name__}: {exc}", provider=provider, model=model
+        ) from exc
+    return parsed_response(
+        parsed, provider=provider, model=model, started=started, rate_limits=rate_limits
     )

@@ -6,21 +6,19 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .._exceptions import ConfigurationError, MalformedResponse
+from .._exceptions import ConfigurationError
 from .._types import ChatRequest, RateLimitInfo, Response
 from .._version import USER_AGENT
 from ._driver import (
     Backend,
     Driver,
     check_backend,
-    parsed_response,
     register_driver_secrets,
     resolve_api_key,
 )
-from ._errors import error_from_payload
 from ._headers import openai_rate_limits
 from ._native import Endpoint, NativeBackend
-from ._openai_wire import OpenAIStream, build_body, parse_completion
+from ._openai_wire import OpenAIStream, build_body, completion_response
 
 __all__ = ["OpenAIProvider"]
 
@@ -50,28 +48,6 @@ class NativeOpenAI(NativeBackend):
         return completion_response(
             obj, provider=self.provider, model=model, started=started, rate_limits=limits
         )
-
-
-def completion_response(
-    obj: Mapping[str, Any],
-    *,
-    provider: str,
-    model: str,
-    started: float,
-    rate_limits: Any,
-) -> Response:
-    """A :class:`Response` from a decoded chat completion (both backends use it)."""
-    try:
-        parsed = parse_completion(obj)
-    except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        if isinstance(obj, Mapping) and obj.get("error"):
-            raise error_from_payload(obj, provider=provider, model=model) from None
-        raise MalformedResponse(
-            f"not a chat completion: {type(exc).__name__}: {exc}", provider=provider, model=model
-        ) from exc
-    return parsed_response(
-        parsed, provider=provider, model=model, started=started, rate_limits=rate_limits
-    )
 
 
 class OpenAIProvider(Driver):

@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 from .._types import ChatRequest, Response
 from .._version import USER_AGENT
 from ._headers import openai_rate_limits
-from ._openai import completion_response
-from ._openai_wire import build_body, on_chunk
+from ._openai_wire import build_body, completion_response, on_chunk
 from ._sdk import SDKBackend, SDKBackendStream, SDKSettings
 
 if TYPE_CHECKING:

@@ -12,7 +12,18 @@ from typing import Any, Protocol
 
 import orjson
 
-from .._types import ChatRequest, Chunk, FinishReason, Message, ToolCall, ToolCallDelta, Usage
+from .._exceptions import MalformedResponse
+from .._types import (
+    ChatRequest,
+    Chunk,
+    FinishReason,
+    Message,
+    Response,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from ._driver import parsed_response
 from ._errors import error_from_payload
 from ._native import NativeStream
 
@@ -241,4 +252,26 @@ def parse_completion(
         _usage(usage),
         tools,
         obj.get("model"),
+    )
+
+
+def completion_response(
+    obj: Mapping[str, Any],
+    *,
+    provider: str,
+    model: str,
+    started: float,
+    rate_limits: Any,
+) -> Response:
+    """A :class:`Response` from a decoded chat completion (both backends use it)."""
+    try:
+        parsed = parse_completion(obj)
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        if isinstance(obj, Mapping) and obj.get("error"):
+            raise error_from_payload(obj, provider=provider, model=model) from None
+        raise MalformedResponse(
+            f"not a chat completion: {type(exc).__name__}: {exc}", provider=provider, model=model
+        ) from exc
+    return parsed_response(
+        parsed, provider=provider, model=model, started=started, rate_limits=rate_limits
     )

@@ -16,7 +16,6 @@ See ``docs/quality.md``.
 from __future__ import annotations
 
 from .._hooks import FeedbackInfo
-from ..telemetry._quality import format_quality_summary, quality_summary
 from ._accept import (
     Accept,
     Predicate,
@@ -32,6 +31,7 @@ from ._accept import (
     valid_tool_arguments,
 )
 from ._signals import FINISH_CATEGORIES, FinishCategory, Quality, assess, finish_category
+from ._summary import format_quality_summary, quality_summary
 
 __all__ = [
     "FINISH_CATEGORIES",

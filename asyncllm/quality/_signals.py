@@ -20,59 +20,19 @@ and then it parses what it must validate, once.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+# The values live with the other info types observers receive (asyncllm.abc).
+from .._hooks import FINISH_CATEGORIES, FinishCategory, Quality
 
 if TYPE_CHECKING:
     from .._types import ChatRequest, Response
 
 __all__ = ["FINISH_CATEGORIES", "FinishCategory", "Quality", "assess", "finish_category"]
 
-FinishCategory: TypeAlias = Literal[
-    "stop", "length", "tool_calls", "content_filter", "refusal", "other", "unknown"
-]
-#: Every finish category, in the order reports list them.
-FINISH_CATEGORIES: tuple[FinishCategory, ...] = (
-    "stop",
-    "length",
-    "tool_calls",
-    "content_filter",
-    "refusal",
-    "other",
-    "unknown",
-)
 _REFUSALS = frozenset({"refusal"})
-
-
-@dataclass(slots=True)
-class Quality:
-    """The quality signals of one answer.
-
-    Attributes:
-        finish: The finish category (see the module docstring).
-        empty: No text (or only whitespace) and no tool call.
-        structured: The request asked for JSON output (``response_format``).
-        invalid_json: Structured output was asked for and the text is not valid JSON, or
-            does not match the requested schema.
-        tool_calls: Tool calls in the answer.
-        invalid_tool_arguments: How many of them have arguments that are not a JSON object
-            matching their tool's parameter schema (or name a tool the request did not
-            offer).
-        output_tokens: Output tokens the provider reported (``None`` when it reported no
-            usage: the answer is then left out of the output-token distribution).
-        rejected: The acceptance predicate's reason when it rejected the answer.
-    """
-
-    finish: FinishCategory
-    empty: bool
-    structured: bool = False
-    invalid_json: bool = False
-    tool_calls: int = 0
-    invalid_tool_arguments: int = 0
-    output_tokens: int | None = 0
-    rejected: str | None = None
 
 
 def finish_category(response: Response) -> FinishCategory:

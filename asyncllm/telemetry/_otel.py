@@ -131,7 +131,7 @@ class OTelObserver:
             raise ConfigurationError(
                 "OTelObserver needs OpenTelemetry: pip install 'asyncllm[otel]'"
             ) from exc
-        from .. import __version__
+        from .._version import __version__
 
         self._trace = trace
         self._tracer = trace.get_tracer("asyncllm", __version__, tracer_provider=tracer_provider)

@@ -18,7 +18,7 @@ import orjson
 
 from .._exceptions import ProviderError, StreamBroken
 from .._types import ChatRequest, Chunk, FinishReason, RateLimitInfo, ToolCall, ToolCallDelta, Usage
-from ..providers._base import BaseProvider
+from ..providers import BaseProvider
 from ._latency import LatencyLike, to_latency
 
 __all__ = ["FakeProvider", "FakeReply", "FakeScript"]

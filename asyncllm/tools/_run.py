@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 import pydantic
 import pydantic_core
 
 from .._exceptions import InvalidRequestError, MaxTurnsExceeded
-from .._types import Message, Response, ToolCall, coerce_messages
+from .._messages import coerce_messages
+from .._types import Message, Response, ToolCall
 from ._tool import Tool
 
-if TYPE_CHECKING:
-    from .._client import Client
+
+class Completes(Protocol):
+    """What the agent loop needs of a client: :meth:`asyncllm.Client.complete`.
+
+    (A protocol rather than ``Client`` itself: ``tools`` sits below the client, which
+    turns typed tools into requests, so it must not import it.)
+    """
+
+    async def complete(self, messages: object, **params: Any) -> Response: ...
+
 
 __all__ = ["AgentRun", "run_agent", "run_tools", "tool_result"]
 
@@ -143,7 +152,7 @@ class AgentRun:
 
 
 async def run_agent(
-    client: Client,
+    client: Completes,
     messages: object,
     tools: Sequence[Tool | Any],
     *,

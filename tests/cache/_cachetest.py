@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 
 from asyncllm import ChatRequest, Response
-from asyncllm._types import build_request
+from asyncllm._build import build_request
 from asyncllm.testing import FakeProvider
 
 ROUTE = (("fake", "fake", "fake-model"),)

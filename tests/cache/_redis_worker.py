@@ -10,7 +10,7 @@ import sys
 import anyio
 import orjson
 
-from asyncllm._types import build_request
+from asyncllm._build import build_request
 from asyncllm.cache import ResponseCache
 from asyncllm.testing import FakeProvider, FakeReply
 

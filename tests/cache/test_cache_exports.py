@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncllm.cache
-from asyncllm._hooks import ResponseCache as ResponseCacheProtocol
+from asyncllm.abc import Cache as ResponseCacheProtocol
 
 
 def test_every_exported_name_is_importable_and_documented() -> None:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from asyncllm import ChatRequest, InvalidRequestError, Message
-from asyncllm._types import build_request
+from asyncllm._build import build_request
 from asyncllm.cache import KEY_VERSION, cache_key, canonical_request
 from asyncllm.cache._key import is_secret_name
 

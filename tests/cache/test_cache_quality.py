@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from asyncllm import AllProvidersFailed, AnswerRejected, Client, Response
-from asyncllm._hooks import AttemptInfo, RequestInfo
+from asyncllm.abc import AttemptInfo, RequestInfo
 from asyncllm.cache import ResponseCache
 from asyncllm.testing import FakeProvider, FakeReply
 

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from asyncllm import ChatRequest, Response
-from asyncllm._types import build_request
+from asyncllm._build import build_request
 from asyncllm.cache import ResponseCache
 from asyncllm.providers import HttpResources
 from asyncllm.providers._openai_compatible import OpenAICompatibleProvider

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from asyncllm import AllProvidersFailed, BudgetExceeded, Client, Response, Usage
-from asyncllm._types import build_request
+from asyncllm._build import build_request
 from asyncllm.cost import MemoryBudget, ModelPrice, Prices, SpendLimit
 from asyncllm.orchestrator import Hedge
 from asyncllm.testing import FakeProvider, FakeReply, heavy_tail

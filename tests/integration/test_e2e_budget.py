@@ -25,7 +25,7 @@ from asyncllm import (
     ServerError,
     SpendLimit,
 )
-from asyncllm._types import build_request
+from asyncllm._build import build_request
 from asyncllm.cache import ResponseCache
 from asyncllm.testing import FakeProvider, FakeReply
 

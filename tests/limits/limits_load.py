@@ -23,7 +23,7 @@ import anyio
 import orjson
 
 from asyncllm import ChatRequest, Client, Message, Usage
-from asyncllm._hooks import Limiter
+from asyncllm.abc import Limiter
 from asyncllm.limits import reservation_tokens
 from asyncllm.providers import resolve
 from asyncllm.providers._headers import openai_rate_limits, retry_after

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from asyncllm import InvalidRequestError, Usage
-from asyncllm._hooks import Limiter
+from asyncllm.abc import Limiter
 from asyncllm.limits import RateLimiter
 
 pytestmark = pytest.mark.looptime

@@ -1,4 +1,4 @@
-"""Small recording fakes of the ``_hooks.py`` protocols, for the orchestrator's tests."""
+"""Small recording fakes of the ``asyncllm.abc`` protocols, for the orchestrator's tests."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 
 from asyncllm import ChatRequest, RateLimitInfo, Response, Usage
-from asyncllm._hooks import AttemptInfo, RequestInfo
+from asyncllm.abc import AttemptInfo, RequestInfo
 
 
 class _Permit:

@@ -12,6 +12,7 @@ from asyncllm import (
     AllProvidersFailed,
     AuthenticationFailed,
     BadRequest,
+    ChatRequest,
     Client,
     ConfigurationError,
     ConnectionFailed,
@@ -20,6 +21,7 @@ from asyncllm import (
     Overloaded,
     ProviderTimeout,
     RateLimited,
+    Response,
     ServerError,
 )
 from asyncllm.orchestrator import RetryPolicy, current_request_id
@@ -175,6 +177,40 @@ async def test_first_token_timeout_on_complete(looptime: float) -> None:
     assert response.provider == "b"
     assert float(looptime) == pytest.approx(0.5, abs=1e-3)
     assert a.open_streams == 0
+
+
+class _CountingProvider(FakeProvider):
+    completes = 0
+
+    async def complete(self, request: ChatRequest) -> Response:
+        self.completes += 1
+        return await super().complete(request)
+
+
+async def test_first_token_timeout_builds_complete_answers_from_a_stream(looptime: float) -> None:
+    """Only a stream shows the first token, so with ``first_token_timeout`` a ``complete``
+    attempt consumes a stream (by design, see ``orchestrator/_complete.py``) and returns
+    the same answer, priced and reported like a non-streamed one."""
+    plain, timed = (
+        _CountingProvider("a", replies=["hi there"]),
+        _CountingProvider("a", replies=["hi there"]),
+    )
+    seen = RecordingObserver()
+    async with Client(plain, log=False) as client:
+        r1 = await client.complete("hi")
+    async with Client(timed, first_token_timeout=5.0, log=False, observers=[seen]) as client:
+        r2 = await client.complete("hi")
+    assert (plain.completes, timed.completes) == (1, 0)
+    assert timed.completed == 1 and timed.open_streams == 0
+    assert (r2.text, r2.usage, r2.finish_reason) == (r1.text, r1.usage, r1.finish_reason)
+    assert [k for k, *_ in seen.events] == [
+        "request_started",
+        "attempt_started",
+        "attempt_first_token",
+        "attempt_finished",
+        "request_finished",
+    ]
+    assert seen.outcomes() == [("a", "primary", "success")]
 
 
 async def test_bad_input_and_configuration_raise_before_any_call() -> None:

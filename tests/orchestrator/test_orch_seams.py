@@ -1,4 +1,4 @@
-"""The seams of ``_hooks.py``: limiter, budget, pricing, observers and cache, called in the
+"""The seams of ``asyncllm.abc``: limiter, budget, pricing, observers and cache, called in the
 documented order with the right arguments, on success, failure and 429."""
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from asyncllm import (
     ServerError,
     Usage,
 )
-from asyncllm._hooks import CacheMode, Route
 from asyncllm._types import DEFAULT_OUTPUT_CAP
+from asyncllm.abc import CacheMode, Route
 from asyncllm.testing import FakeProvider, FakeReply
 
 pytestmark = pytest.mark.looptime

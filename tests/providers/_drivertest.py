@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from asyncllm import ChatRequest, ProviderError, RateLimitInfo, Response, StreamBroken
-from asyncllm._types import build_request
+from asyncllm._build import build_request
 from asyncllm.providers import HttpResources, StreamAccumulator
 from asyncllm.providers._anthropic import AnthropicProvider
 from asyncllm.providers._driver import Driver

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from asyncllm import ConnectionFailed
-from asyncllm._types import build_request
+from asyncllm._build import build_request
 from asyncllm.providers import HttpResources
 from asyncllm.providers._openai import OpenAIProvider
 from asyncllm.testing import Fault, Simulator

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from asyncllm import Message
-from asyncllm._types import build_request
+from asyncllm._build import build_request
 from asyncllm.providers import _anthropic_wire as anth
 from asyncllm.providers import _openai_wire as oai
 from asyncllm.providers._native import dumps

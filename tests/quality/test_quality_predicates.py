@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 from asyncllm import ConfigurationError, Response, ToolCall, Usage
-from asyncllm._types import build_request
+from asyncllm._build import build_request
 from asyncllm.quality import (
     all_of,
     assess,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from asyncllm import ChatRequest, Message, Response, Usage
-from asyncllm._hooks import AttemptInfo, AttemptRole, Observer, RequestInfo
+from asyncllm.abc import AttemptInfo, AttemptRole, Observer, RequestInfo
 
 
 @dataclass

@@ -173,7 +173,7 @@ def test_build_request_turns_typed_values_into_plain_ones() -> None:
     encoder as a class (it used to fail with "Type is not JSON serializable")."""
     import orjson
 
-    from asyncllm._types import build_request
+    from asyncllm._build import build_request
 
     class Out(pydantic.BaseModel):
         a: int
@@ -189,7 +189,7 @@ def test_build_request_turns_typed_values_into_plain_ones() -> None:
 
 
 def test_the_schema_is_part_of_the_cache_key() -> None:
-    from asyncllm._types import build_request
+    from asyncllm._build import build_request
     from asyncllm.cache._key import cache_key
 
     class A(pydantic.BaseModel):

@@ -1,11 +1,13 @@
 """``ClientStream``: what ``client.stream(...)`` returns.
 
-It opens the orchestrated stream (:class:`~._request.StreamRun`), through the response
-cache when the client has one, and hands out the iterator that assembles the response.
+It sits beside the client and knows only the client's :class:`~._pipeline.Pipeline`: it
+opens the orchestrated stream (:class:`~.orchestrator._request.StreamRun`), through the
+response cache when there is one, and hands out the iterator that assembles the response.
 
 A stream the cache serves (a replayed hit, or a follower of an identical stream in flight)
-makes no attempt, so no :class:`~._request.StreamRun` reports it: it is reported here, as a
-:class:`~._request.CacheHit`, started on entering and finished at its end (or on leaving).
+makes no attempt, so no ``StreamRun`` reports it: it is reported here, as a
+:class:`~.orchestrator._request.CacheHit`, started on entering and finished at its end (or
+on leaving).
 The acceptance predicates judge a replayed answer before its first chunk (a rejected one is
 not replayed: the request goes upstream, as ``cache="refresh"``) and a followed one at its
 end (a rejection raises :class:`~asyncllm.AnswerRejected` from the ``async for``).
@@ -17,18 +19,19 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from .._exceptions import AnswerRejected
-from .._hooks import CacheMode
-from ..providers import StreamAccumulator
-from ..quality._accept import judge
-from ._request import CacheHit, StreamRun
+from ._exceptions import AnswerRejected
+from ._hooks import CacheMode
+from .orchestrator._request import CacheHit, StreamRun
+from .providers import StreamAccumulator
+from .quality._accept import judge
 
 if TYPE_CHECKING:
-    from .._client import Client
-    from .._typed import Typed
-    from .._types import ChatRequest, Chunk, Response
-    from ..quality._accept import Checks
-    from ._policy import Strategy
+    from ._pipeline import Pipeline
+    from ._timeout import Timeout
+    from ._typed import Typed
+    from ._types import ChatRequest, Chunk, Response
+    from .orchestrator._policy import Strategy
+    from .quality._accept import Checks
 
 __all__ = ["ClientStream"]
 
@@ -46,10 +49,10 @@ class ClientStream:
         "_accept",
         "_cache_mode",
         "_cache_ttl",
-        "_client",
         "_cm",
         "_hit",
         "_it",
+        "_pipeline",
         "_rejected",
         "_response",
         "_run",
@@ -61,16 +64,16 @@ class ClientStream:
 
     def __init__(
         self,
-        client: Client,
+        pipeline: Pipeline,
         request: ChatRequest,
         strategy: Strategy,
-        timeout: float | None,
+        timeout: Timeout,
         cache_mode: CacheMode,
         cache_ttl: float | None,
         accept: Checks | None = None,
         typed: Typed | None = None,
     ) -> None:
-        self._client = client
+        self._pipeline = pipeline
         self._accept = accept
         self._typed = typed
         self._hit: CacheHit | None = None
@@ -88,7 +91,7 @@ class ClientStream:
 
     def _open_run(self) -> StreamRun:
         self._run = StreamRun(
-            self._client._rt, self.request, self._strategy, self._timeout, self._accept
+            self._pipeline.rt, self.request, self._strategy, self._timeout, self._accept
         )
         return self._run
 
@@ -101,8 +104,7 @@ class ClientStream:
         return None if run is None or run.call is None else run.call.request_id
 
     def _checks(self) -> Checks:
-        accept = self._accept
-        return accept if accept is not None else (self._client._rt.accept or ())
+        return self._pipeline.checks(self._accept)
 
     @property
     def response(self) -> Response | None:
@@ -121,15 +123,15 @@ class ClientStream:
         return getattr(self._it, "provider", None) or (response.provider if response else None)
 
     async def __aenter__(self) -> Self:
-        client = self._client
-        if not client._opened:
-            await client._open()
-        if client._cache is None:  # the plain path: no extra frame
+        pipeline = self._pipeline
+        if not pipeline.opened:
+            await pipeline.open()
+        if pipeline.cache is None:  # the plain path: no extra frame
             self._cm = self._open_run()
             it = self._it = await self._cm.__aenter__()
         else:
             it = await self._enter(self._cache_mode)
-        if self._run is None and client._cache is not None:
+        if self._run is None and pipeline.cache is not None:
             # Served by the cache: no StreamRun will report it.
             replayed = getattr(it, "replayed", None)
             checks = self._checks()
@@ -144,21 +146,21 @@ class ClientStream:
                     await self._cm.__aexit__(None, None, None)
                     it = await self._enter("refresh")
             if self._run is None:
-                self._hit = CacheHit(client._rt, self.request, stream=True)
+                self._hit = CacheHit(pipeline.rt, self.request, stream=True)
         if not hasattr(it, "response"):
             # An iterator that does not assemble its response: assemble it here.
             self._acc = StreamAccumulator()
         return self
 
     async def _enter(self, mode: CacheMode) -> AsyncIterator[Chunk]:
-        client = self._client
-        cache = client._cache
+        pipeline = self._pipeline
+        cache = pipeline.cache
         if cache is None:
             self._cm = self._open_run()
         else:
             self._cm = cache.stream(
                 self.request,
-                client.route(self.request),
+                pipeline.route(self.request),
                 self._open_run,
                 mode=mode,
                 ttl=self._cache_ttl,
@@ -211,7 +213,7 @@ class ClientStream:
 
     async def _finish(self) -> None:
         if self._response is None and self._acc is not None:
-            route = self._client.route(self.request)
+            route = self._pipeline.route(self.request)
             response = self._acc.response(provider=route[0][0], model=route[0][2])
             response.cached = self._run is None
             self._response = response

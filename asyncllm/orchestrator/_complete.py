@@ -1,0 +1,45 @@
+"""Which attempt pipeline answers a ``complete`` call: one place, stated once.
+
+A complete answer normally comes from the provider's non-streaming call
+(:func:`~._attempt.complete_attempt`). With ``first_token_timeout`` set, it is built by
+consuming a stream instead (:func:`~._stream.complete_via_stream`): only a stream shows when
+the first token arrives, so only a stream can enforce that limit. The caller still gets one
+:class:`~asyncllm.Response`, priced, settled and reported exactly as a non-streamed one; the
+provider sees a streamed request. ``docs/orchestrator.md`` says so, and
+``tests/orchestrator/test_orch_fallback.py`` pins it.
+
+Kept apart from both pipelines so neither imports the other.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._admission import LegEvents
+from ._attempt import complete_attempt
+from ._stream import complete_via_stream
+
+if TYPE_CHECKING:
+    from .._hooks import AttemptRole
+    from .._types import Response
+    from ._runtime import Call, Leg
+
+__all__ = ["run_attempt"]
+
+
+async def run_attempt(
+    call: Call,
+    index: int,
+    role: AttemptRole,
+    number: int,
+    leg: Leg | None = None,
+    events: LegEvents | None = None,
+) -> Response:
+    """Run one attempt of a ``complete`` call on slot ``index``; return its response.
+
+    ``leg``/``events`` are given by concurrent strategies (see
+    :class:`~._admission.LegEvents`).
+    """
+    if call.first_token_timeout is not None:
+        return await complete_via_stream(call, index, role, number, leg, events)
+    return await complete_attempt(call, index, role, number, leg, events)
