@@ -181,10 +181,14 @@ class Stats:
     def answer(self, response: Response, cost: float) -> None:
         if not response.cached:
             self.latencies.append(response.latency)
-        p = self.providers.setdefault(
-            response.provider,
-            {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0},
-        )
+        p = self.providers.get(response.provider)
+        if p is None:
+            p = self.providers[response.provider] = {
+                "requests": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cost_usd": 0.0,
+            }
         p["requests"] += 1
         if response.usage is not None:  # None: the server reported no usage
             p["input_tokens"] += response.usage.input_tokens

@@ -168,7 +168,7 @@ class _Run:
             self.refused += 1
             return
         if isinstance(error, _BadLine):
-            self.out.write(line_error_record(error.error))
+            self.out.add(line_error_record(error.error))
             self.stats.errors[error.error.code] += 1
             p.failed += 1
         elif error is not None:
@@ -180,7 +180,7 @@ class _Run:
                 if not self.budget_hit:
                     self.budget_hit = self.stopping = True
                 return
-            self.out.write(
+            self.out.add(
                 error_record(
                     item,
                     error,
@@ -199,7 +199,7 @@ class _Run:
                 cost = tally.cost_usd
             else:
                 cost = 0.0 if response.cached else (response.cost_usd or 0.0)
-            self.out.write(
+            self.out.add(
                 success_record(
                     item,
                     response,
@@ -225,6 +225,7 @@ class _Run:
         if self.on_progress is None or (not force and now - self.last_report < self.interval):
             return
         self.last_report = now
+        self.out.flush()  # a snapshot counts only records the kernel has
         self.p.elapsed = now - self.started
         self.on_progress(self.p)
 
@@ -338,6 +339,9 @@ async def run_batch(
                 async with fan as results:
                     async for r in results:
                         run.record(r.request, r.response, r.error)
+                        if not results.ready:
+                            # Nothing else has finished: the records go out before we wait.
+                            appender.flush()
                         run.report()
                         if not appender.syncing and appender.sync_due():
                             # In the background: records keep being appended meanwhile.

@@ -249,6 +249,14 @@ class FanOut:
                 return item
             self._pending[item.index] = item
 
+    @property
+    def ready(self) -> int:
+        """Results finished and waiting for the consumer (the next ``__anext__`` returns
+        one of them without waiting on a request when this is not 0)."""
+        recv = self._recv
+        held = self._pending.get(self._emitted) is not None if self.ordered else False
+        return held + (recv.statistics().current_buffer_used if recv is not None else 0)
+
     def statistics(self) -> dict[str, Any]:
         """Items taken from the input, results yielded, results held for ordering."""
         return {

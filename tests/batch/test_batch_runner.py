@@ -169,3 +169,27 @@ def _provider(sim: Simulator) -> Any:
     from asyncllm.providers import resolve
 
     return resolve("openai_compatible:m1", name="sim", base_url=sim.openai_base_url)
+
+
+async def test_every_progress_snapshot_counts_only_records_in_the_file(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # Records are queued and written in bursts: a snapshot must never run ahead of the file.
+    inp = tmp_path / "in.jsonl"
+    inp.write_bytes(
+        b"".join(orjson.dumps({"custom_id": f"c{i}", "prompt": f"p{i}"}) + b"\n" for i in range(60))
+    )
+    out = tmp_path / "out.jsonl"
+    seen: list[tuple[int, int]] = []
+
+    def progress(p: BatchProgress) -> None:
+        lines = len(out.read_bytes().splitlines()) if out.exists() else 0
+        seen.append((p.succeeded + p.failed, lines))
+
+    config = _config(sim)
+    config["client"]["concurrency"] = 16
+    opts = BatchOptions(progress_interval=0)
+    summary = await run_batch(config, inp, out, options=opts, progress=progress)
+    assert summary.status == "done" and len(_records(out)) == 60
+    assert len(seen) > 2 and seen[-1] == (60, 60)
+    assert all(done == lines for done, lines in seen), seen
