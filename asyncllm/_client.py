@@ -143,7 +143,9 @@ class Client:
         budget: Spend budget checked before every attempt.
         pricing: Prices responses (sets ``Response.cost_usd``); by default genai-prices'
             bundled table (:class:`~asyncllm.cost.Prices`), or the budget's prices.
-        cache: Response cache in front of the orchestrator.
+        cache: Response cache in front of the orchestrator (a
+            :class:`~asyncllm.ResponseCache` or any :class:`~asyncllm.abc.Cache`); ``True``
+            for an in-memory ``ResponseCache()`` with its defaults.
         observers: Telemetry observers (metrics, traces), called for every request and
             attempt.
         log: Add a :class:`~asyncllm.telemetry.LoggingObserver` (structured events).
@@ -173,7 +175,7 @@ class Client:
         limits: Mapping[str, Limiter] | None = None,
         budget: Budget | None = None,
         pricing: Pricing | None = None,
-        cache: Cache | None = None,
+        cache: Cache | bool | None = None,
         observers: Sequence[Observer] = (),
         log: bool = True,
         metrics: bool = True,
@@ -236,6 +238,7 @@ class Client:
             clock=clock,
             accept=coerce_accept(accept),
         )
+        cache = _coerce_cache(cache)
         self._cache = cache
         self._cache_entered = False
         self._http = HttpResources(max_connections=max_connections)
@@ -532,3 +535,21 @@ class Client:
         if callable(budget_stats):
             out["budget"] = budget_stats()
         return out
+
+
+def _coerce_cache(cache: object) -> Cache | None:
+    """``Client(cache=...)``: a cache, ``True`` (in-memory, defaults), or ``None``/``False``."""
+    if cache is None or cache is False:
+        return None
+    if cache is True:
+        from .cache import ResponseCache
+
+        return ResponseCache()
+    if not (
+        callable(getattr(cache, "complete", None)) and callable(getattr(cache, "stream", None))
+    ):
+        raise ConfigurationError(
+            f"cache= takes a ResponseCache (or an asyncllm.abc.Cache), True or None; "
+            f"got {type(cache).__name__}"
+        )
+    return cache  # type: ignore[return-value]

@@ -99,3 +99,15 @@ def test_build_request_and_coerce_messages_still_import_from_types() -> None:
 
     assert types_module.build_request is build_request
     assert types_module.coerce_messages is coerce_messages
+
+
+def test_client_cache_true_is_a_memory_cache_and_junk_is_refused() -> None:
+    import pytest
+
+    from asyncllm import Client, ConfigurationError, ResponseCache
+    from asyncllm.testing import FakeProvider
+
+    assert isinstance(Client(FakeProvider(), cache=True)._cache, ResponseCache)
+    assert Client(FakeProvider(), cache=False)._cache is None
+    with pytest.raises(ConfigurationError, match="cache= takes a ResponseCache.*got str"):
+        Client(FakeProvider(), cache="memory")

@@ -188,6 +188,13 @@ class _Bad(Exception):
         self.message = message
 
 
+def strip_bom(line: bytes | str) -> bytes | str:
+    """``line`` without a UTF-8 byte order mark (editors on Windows start files with one)."""
+    if isinstance(line, bytes):
+        return line[3:] if line.startswith(b"\xef\xbb\xbf") else line
+    return line[1:] if line.startswith("\ufeff") else line
+
+
 def parse_line(
     line: bytes | str | Mapping[str, Any], lineno: int, *, rule: ModelRule | None = None
 ) -> BatchItem | LineError | None:
@@ -203,6 +210,8 @@ def parse_line(
         lines are not requests and get no record).
     """
     if isinstance(line, (bytes, str)):
+        if lineno == 1:
+            line = strip_bom(line)
         if not line.strip():
             return None
         try:

@@ -25,7 +25,7 @@ from pathlib import Path
 import anyio
 import orjson
 
-from ._input import BatchInputError, custom_id_of
+from ._input import BatchInputError, custom_id_of, strip_bom
 
 __all__ = ["IdSet", "InputScan", "read_lines", "scan_input"]
 
@@ -114,6 +114,8 @@ def _sorted_duplicates(hashes: array[int]) -> set[int]:
 def _ids(path: Path) -> Iterable[tuple[int, str]]:
     with path.open("rb") as f:
         for lineno, line in enumerate(f, 1):
+            if lineno == 1:
+                line = strip_bom(line)  # type: ignore[assignment]
             if not line.strip():
                 continue
             try:
@@ -134,6 +136,8 @@ def _scan_sync(path: Path) -> InputScan:
             for lineno, line in enumerate(f, 1):
                 digest.update(line)
                 size += len(line)
+                if lineno == 1:
+                    line = strip_bom(line)  # type: ignore[assignment]
                 if not line.strip():
                     continue
                 requests += 1

@@ -177,3 +177,19 @@ def test_model_rule_ignore_drops_the_model() -> None:
     item = parse_line(b'{"custom_id": "c", "prompt": "p", "model": "anything"}', 1)
     assert isinstance(item, BatchItem)
     assert item.model == "anything" and item.request.model is None
+
+
+async def test_a_byte_order_mark_on_line_one_is_skipped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Editors on Windows save UTF-8 with a BOM: line 1 is a request like the others.
+    from asyncllm.batch._scan import read_lines, scan_input
+
+    line = _line({"custom_id": "a", "prompt": "hi"})
+    for raw in (b"\xef\xbb\xbf" + line, "\ufeff" + line.decode()):
+        item = parse_line(raw, 1)
+        assert isinstance(item, BatchItem) and item.custom_id == "a"
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + line + b"\n" + _line({"custom_id": "a", "prompt": "x"}))
+    with pytest.raises(Exception, match="duplicate custom_id 'a' on lines 1 and 2"):
+        await scan_input(path)  # the BOM'd line's id takes part in the duplicate check
+    lines = [row async for row in read_lines(path)]
+    assert isinstance(parse_line(lines[0][1], 1), BatchItem)
