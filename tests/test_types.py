@@ -109,5 +109,5 @@ def test_client_cache_true_is_a_memory_cache_and_junk_is_refused() -> None:
 
     assert isinstance(Client(FakeProvider(), cache=True)._cache, ResponseCache)
     assert Client(FakeProvider(), cache=False)._cache is None
-    with pytest.raises(ConfigurationError, match="cache= takes a ResponseCache.*got str"):
+    with pytest.raises(ConfigurationError, match=r"cache= takes a ResponseCache.*got str"):
         Client(FakeProvider(), cache="memory")
