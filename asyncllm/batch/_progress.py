@@ -90,6 +90,9 @@ class BatchSummary:
             ``cost_usd`` of this run's answers.
         latency: ``p50``, ``p95``, ``p99`` seconds of this run's (uncached) answers.
         repaired_bytes: Bytes of a torn last line cut off the output at start.
+        quality: Answer quality per provider and model over the client's life (rows of
+            :func:`asyncllm.quality.quality_summary`: finish reasons, empty answers, invalid
+            JSON or tool arguments, rejections; empty without a metrics observer).
     """
 
     status: BatchStatus
@@ -99,6 +102,7 @@ class BatchSummary:
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
     latency: dict[str, float] = field(default_factory=dict)
     repaired_bytes: int = 0
+    quality: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:

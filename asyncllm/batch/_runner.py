@@ -29,6 +29,7 @@ from .._client import Client
 from .._exceptions import ConfigurationError
 from .._types import Response
 from ..orchestrator import FanOut
+from ..quality import quality_summary
 from ._config import DEFAULT_CONCURRENCY, RunConfig, build_budget, build_client, load_config
 from ._input import BatchItem, LineError, ModelRule, parse_line
 from ._output import Appender, prepare_output
@@ -365,4 +366,5 @@ async def run_batch(
         providers=run.stats.providers,
         latency=run.stats.quantiles(),
         repaired_bytes=state.repaired,
+        quality=quality_summary(cli.statistics().get("metrics") or {}),
     )

@@ -160,6 +160,17 @@ def print_summary(summary: BatchSummary, console: Console) -> None:
         )
     for code, n in sorted(summary.errors.items(), key=lambda kv: -kv[1]):
         table.add_row(f"error {code}", str(n))
+    for q in summary.quality:
+        signals = [
+            f"{q[key]} {key}"
+            for key in ("stop", "length", "tool_calls", "content_filter", "refusal", "empty",
+                        "invalid_json", "invalid_tool_arguments", "rejected")
+            if q.get(key)
+        ]  # fmt: skip
+        table.add_row(
+            f"quality {q['provider']}/{q['model']}",
+            f"{q['answers']} answers: " + (", ".join(signals) or "no signal"),
+        )
     if summary.repaired_bytes:
         table.add_row("repaired", f"{summary.repaired_bytes} bytes of a torn last line")
     table.add_row("output", summary.output)

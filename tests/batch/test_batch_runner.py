@@ -193,3 +193,20 @@ async def test_every_progress_snapshot_counts_only_records_in_the_file(
     assert summary.status == "done" and len(_records(out)) == 60
     assert len(seen) > 2 and seen[-1] == (60, 60)
     assert all(done == lines for done, lines in seen), seen
+
+
+async def test_the_summary_carries_answer_quality_per_provider(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    from asyncllm.testing import Fault
+
+    sim.inject(Fault.truncated(), times=2)
+    sim.inject(Fault.empty(), times=1)
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(
+        b"\n".join(orjson.dumps({"custom_id": f"q{i}", "prompt": f"p{i}"}) for i in range(6))
+    )
+    summary = await run_batch(_config(sim), src, tmp_path / "out.jsonl")
+    (row,) = summary.quality
+    assert (row["provider"], row["model"], row["answers"]) == ("sim", "m1", 6)
+    assert row["length"] == 2 and row["empty"] == 1
