@@ -19,7 +19,8 @@ from ._types import ChatRequest
 __all__ = ["build_request"]
 
 
-_PARAMS = frozenset(
+#: The parameters ``build_request`` accepts besides the messages.
+REQUEST_PARAMS = _PARAMS = frozenset(
     {
         "model",
         "system",

@@ -27,7 +27,7 @@ from typing import Any, Literal, TypeAlias
 
 import orjson
 
-from .._build import build_request
+from .._build import REQUEST_PARAMS, build_request
 from .._exceptions import AsyncLLMError, InvalidRequestError
 from .._types import ChatRequest
 
@@ -53,21 +53,9 @@ _URLS: dict[str, Endpoint] = {
 
 # Parameters a line may carry, per shape. Anything else is a line error naming the key:
 # silently dropping `n` or `logprobs` would return something other than what was asked.
-_SIMPLE_PARAMS = frozenset(
-    {
-        "model",
-        "system",
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "stop",
-        "seed",
-        "response_format",
-        "tools",
-        "tool_choice",
-        "metadata",
-    }
-)
+# A simple line takes the request parameters, except two that are the operator's, not the
+# data's: provider_options (driver settings) and tags (budget and metrics grouping).
+_SIMPLE_PARAMS = REQUEST_PARAMS - {"provider_options", "tags"}
 _OPENAI_PARAMS = frozenset(
     {
         "model",

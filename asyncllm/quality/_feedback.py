@@ -15,10 +15,10 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from .._exceptions import InvalidRequestError
-from .._hooks import FeedbackInfo
+from .._hooks import FeedbackInfo, NoObserver
 
 if TYPE_CHECKING:
-    from .._hooks import AttemptInfo, RequestInfo
+    from .._hooks import RequestInfo
     from .._types import Response
 
 __all__ = ["RequestLedger", "build_feedback"]
@@ -33,7 +33,7 @@ MAX_LABEL = 100
 _Entry = tuple[str, str, "float | None", "float | None", bool]
 
 
-class RequestLedger:
+class RequestLedger(NoObserver):
     """An observer remembering the last ``size`` successful requests (oldest forgotten)."""
 
     __slots__ = ("_entries", "size")
@@ -41,20 +41,6 @@ class RequestLedger:
     def __init__(self, size: int = LEDGER_SIZE) -> None:
         self.size = size
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
-
-    def request_started(self, info: RequestInfo) -> None:
-        pass
-
-    def attempt_started(self, info: AttemptInfo) -> None:
-        pass
-
-    def attempt_first_token(self, info: AttemptInfo) -> None:
-        pass
-
-    def attempt_finished(
-        self, info: AttemptInfo, response: Response | None, error: BaseException | None
-    ) -> None:
-        pass
 
     def request_finished(
         self, info: RequestInfo, response: Response | None, error: BaseException | None
