@@ -109,17 +109,7 @@ class CircuitBreaker:
 
     def failure(self, probe: bool) -> None:
         """An attempt failed in a way that says the provider is unwell."""
-        if probe or self.state == "half_open":
-            self._open()
-            return
-        if self.state != "closed":
-            return
-        slot = self._bucket()
-        slot[1] += 1
-        slot[2] += 1
-        attempts, failures, _ = self._totals()
-        if attempts >= self.policy.min_volume and failures >= self.policy.failure_rate * attempts:
-            self._open()
+        self._count_bad(probe, 2, self.policy.failure_rate)
 
     def rejection(self, probe: bool) -> None:
         """An attempt's answer was rejected by the acceptance predicate.
@@ -133,6 +123,12 @@ class CircuitBreaker:
                 self._bucket()[3] += 1
             self.success(probe)
             return
+        self._count_bad(probe, 3, threshold)
+
+    def _count_bad(self, probe: bool, column: int, threshold: float) -> None:
+        # A failed probe (or any bad outcome while half-open) opens at once; while closed,
+        # count the attempt in its window column (2: failures, 3: rejections) and open once
+        # that column's share of the window's attempts reaches the threshold.
         if probe or self.state == "half_open":
             self._open()
             return
@@ -140,9 +136,10 @@ class CircuitBreaker:
             return
         slot = self._bucket()
         slot[1] += 1
-        slot[3] += 1
-        attempts, _, rejections = self._totals()
-        if attempts >= self.policy.min_volume and rejections >= threshold * attempts:
+        slot[column] += 1
+        totals = self._totals()
+        attempts, bad = totals[0], totals[column - 1]
+        if attempts >= self.policy.min_volume and bad >= threshold * attempts:
             self._open()
 
     def abandon(self, probe: bool) -> None:
