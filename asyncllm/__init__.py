@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._build import build_request
 from ._client import Client, ClientStream
 from ._exceptions import (
     AllProvidersFailed,
@@ -136,6 +137,7 @@ __all__ = [
     "ToolCallDelta",
     "Usage",
     "__version__",
+    "build_request",
     "output_cap",
     "redact_secrets",
 ]

@@ -131,7 +131,7 @@ class Client:
             priority order. Unknown kinds and missing API keys raise here.
         strategy: ``"fallback"`` (default), ``"race"``, ``"hedge"`` or a
             :class:`~asyncllm.orchestrator.Fallback` / ``Race`` / ``Hedge`` object.
-        retry: Retry policy (attempt cap, backoff, retry budget).
+        retry: Retry policy (attempt cap, backoff, retry allowance).
         timeout: The time limits of each request: a :class:`~asyncllm.Timeout` (total,
             attempt, first token, connect, read), or a number of seconds for the total
             (every attempt of the logical request).
@@ -512,18 +512,22 @@ class Client:
     def statistics(self) -> dict[str, Any]:
         """Per provider: breaker, latency quantiles, limiter and driver counters, answer
         quality (with metrics on; per model in ``metrics``); and the client's
-        request/attempt counters, retry and hedge budget levels."""
+        request/attempt counters, retry and hedge allowance levels (``retry_allowance``,
+        ``hedge_allowance``; ``retry_budget``/``hedge_budget`` are deprecated aliases)."""
         rt = self._rt
         out: dict[str, Any] = {
             "providers": {s.name: s.statistics() for s in rt.slots},
             "counters": dict(rt.counters),
-            "retry_budget": rt.retry_bucket.statistics(),
-            "hedge_budget": {
+            "retry_allowance": rt.retry_bucket.statistics(),
+            "hedge_allowance": {
                 f"{ratio:g}/{burst:g}": b.statistics()
                 for (ratio, burst), b in rt.hedge_buckets.items()
             },
             "http": self._http.statistics(),
         }
+        # Deprecated names of the two entries above (the same objects), kept for a release.
+        out["retry_budget"] = out["retry_allowance"]
+        out["hedge_budget"] = out["hedge_allowance"]
         if self._cache is not None:
             out["cache"] = self._cache.statistics()
         if self._metrics is not None:

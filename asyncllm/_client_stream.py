@@ -1,13 +1,12 @@
 """``ClientStream``: what ``client.stream(...)`` returns.
 
-It sits beside the client and knows only the client's :class:`~._pipeline.Pipeline`: it
-opens the orchestrated stream (:class:`~.orchestrator._request.StreamRun`), through the
-response cache when there is one, and hands out the iterator that assembles the response.
+It sits beside the client and knows only the client's :class:`~._pipeline.Pipeline`. On
+entering it makes the request's :class:`~.orchestrator._runtime.Call` and opens its
+:class:`~._bracket.Bracket` (the observers hear of every stream once, whoever answers it),
+then opens the stream through the response cache when there is one, else straight through
+the strategy (:func:`~.orchestrator._request.strategy_stream`), and hands out the iterator
+that assembles the response. The bracket is closed when the block is left.
 
-A stream the cache serves (a replayed hit, or a follower of an identical stream in flight)
-makes no attempt, so no ``StreamRun`` reports it: it is reported here, as a
-:class:`~.orchestrator._request.CacheHit`, started on entering and finished at its end (or
-on leaving).
 The acceptance predicates judge a replayed answer before its first chunk (a rejected one is
 not replayed: the request goes upstream, as ``cache="refresh"``) and a followed one at its
 end (a rejection raises :class:`~asyncllm.AnswerRejected` from the ``async for``).
@@ -19,9 +18,10 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from ._bracket import Bracket
 from ._exceptions import AnswerRejected
 from ._hooks import CacheMode
-from .orchestrator._request import CacheHit, StreamRun
+from .orchestrator._request import strategy_stream
 from .providers import StreamAccumulator
 from .quality._accept import judge
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._typed import Typed
     from ._types import ChatRequest, Chunk, Response
     from .orchestrator._policy import Strategy
+    from .orchestrator._runtime import Call
     from .quality._accept import Checks
 
 __all__ = ["ClientStream"]
@@ -47,18 +48,21 @@ class ClientStream:
     __slots__ = (
         "_acc",
         "_accept",
+        "_bracket",
         "_cache_mode",
         "_cache_ttl",
+        "_call",
         "_cm",
-        "_hit",
+        "_error",
         "_it",
         "_pipeline",
         "_rejected",
         "_response",
-        "_run",
+        "_served",
         "_strategy",
         "_timeout",
         "_typed",
+        "_upstream",
         "request",
     )
 
@@ -76,8 +80,14 @@ class ClientStream:
         self._pipeline = pipeline
         self._accept = accept
         self._typed = typed
-        self._hit: CacheHit | None = None
+        self._call: Call | None = None
+        self._bracket: Bracket | None = None
+        # Served by the cache (a replayed answer, or a follower of an identical stream).
+        self._served = False
+        # The strategy's stream, once the cache (or the plain path) opened it.
+        self._upstream: Any = None
         self._rejected = False
+        self._error: BaseException | None = None
         self.request = request
         self._strategy = strategy
         self._timeout = timeout
@@ -85,23 +95,20 @@ class ClientStream:
         self._cache_ttl = cache_ttl
         self._cm: Any = None
         self._it: AsyncIterator[Chunk] | None = None
-        self._run: StreamRun | None = None
         self._acc: StreamAccumulator | None = None
         self._response: Response | None = None
 
-    def _open_run(self) -> StreamRun:
-        self._run = StreamRun(
-            self._pipeline.rt, self.request, self._strategy, self._timeout, self._accept
-        )
-        return self._run
+    def _open_upstream(self) -> Any:
+        call = self._call
+        assert call is not None
+        self._upstream = strategy_stream(call, self._strategy)
+        return self._upstream
 
     @property
     def request_id(self) -> str | None:
-        """The logical request's id, once the stream is open (a cache hit has its own)."""
-        if self._hit is not None:
-            return self._hit.request_id
-        run = self._run
-        return None if run is None or run.call is None else run.call.request_id
+        """The request's id, once the stream is open."""
+        call = self._call
+        return None if call is None else call.request_id
 
     def _checks(self) -> Checks:
         return self._pipeline.checks(self._accept)
@@ -126,13 +133,24 @@ class ClientStream:
         pipeline = self._pipeline
         if not pipeline.opened:
             await pipeline.open()
+        call = self._call = pipeline.call(self.request, self._timeout, self._accept, stream=True)
+        bracket = self._bracket = Bracket(call, self._strategy.name, True)
+        try:
+            await self._open()
+        except BaseException as exc:
+            bracket.finish(None, exc)
+            raise
+        return self
+
+    async def _open(self) -> None:
+        pipeline = self._pipeline
         if pipeline.cache is None:  # the plain path: no extra frame
-            self._cm = self._open_run()
-            it = self._it = await self._cm.__aenter__()
-        else:
-            it = await self._enter(self._cache_mode)
-        if self._run is None and pipeline.cache is not None:
-            # Served by the cache: no StreamRun will report it.
+            self._cm = self._open_upstream()
+            self._it = await self._cm.__aenter__()
+            return
+        it = await self._enter(self._cache_mode)
+        if self._upstream is None:
+            # Served by the cache: a replayed answer is judged before its first chunk.
             replayed = getattr(it, "replayed", None)
             checks = self._checks()
             if replayed is not None and checks:
@@ -145,26 +163,24 @@ class ClientStream:
                     # A stored answer this request would reject: not replayed, go upstream.
                     await self._cm.__aexit__(None, None, None)
                     it = await self._enter("refresh")
-            if self._run is None:
-                self._hit = CacheHit(pipeline.rt, self.request, stream=True)
+            self._served = self._upstream is None
+            if self._served and self._bracket is not None:
+                self._bracket.info.cached = True
         if not hasattr(it, "response"):
             # An iterator that does not assemble its response: assemble it here.
             self._acc = StreamAccumulator()
-        return self
 
     async def _enter(self, mode: CacheMode) -> AsyncIterator[Chunk]:
         pipeline = self._pipeline
         cache = pipeline.cache
-        if cache is None:
-            self._cm = self._open_run()
-        else:
-            self._cm = cache.stream(
-                self.request,
-                pipeline.route(self.request),
-                self._open_run,
-                mode=mode,
-                ttl=self._cache_ttl,
-            )
+        assert cache is not None and self._call is not None
+        self._cm = cache.stream(
+            self.request,
+            pipeline.rt.route(self._call.models),
+            self._open_upstream,
+            mode=mode,
+            ttl=self._cache_ttl,
+        )
         it: AsyncIterator[Chunk] = await self._cm.__aenter__()
         self._it = it
         return it
@@ -177,14 +193,29 @@ class ClientStream:
     ) -> None:
         try:
             await self._cm.__aexit__(exc_type, exc, tb)
-        finally:
-            if self._hit is not None:
-                self._hit.finish(None, exc)  # a no-op when the end was reported
+        except BaseException as err:
+            self._end(err)
+            raise
+        self._end(exc)
+
+    def _end(self, exc: BaseException | None) -> None:
+        """Close the bracket: a response read to its end is a success (whatever the
+        caller's block did afterwards); otherwise the error that ended the stream, else
+        "abandoned"."""
+        bracket = self._bracket
+        if bracket is None or bracket.done:
+            return
+        response = self.response  # set only once the stream was read to its end
+        if response is not None:
+            bracket.finish(response, None)
+            return
+        error = self._error or getattr(self._upstream, "error", None) or exc
+        bracket.finish(None, error)
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
-        # The orchestrated iterator assembles the response and reports to the observers
-        # itself: hand it out directly, one async frame less per chunk.
-        if self._acc is None and self._hit is None and self._it is not None and self._typed is None:
+        # The orchestrated iterator assembles the response itself: hand it out directly,
+        # one async frame less per chunk.
+        if self._acc is None and not self._served and self._it is not None and self._typed is None:
             return self._it
         return self
 
@@ -204,28 +235,29 @@ class ClientStream:
                 self._response = typed.apply(response)
             raise
         except Exception as exc:
-            if self._hit is not None:
-                self._hit.finish(None, exc)
+            self._error = exc
             raise
         if self._acc is not None:
             self._acc.add(chunk)
         return chunk
 
     async def _finish(self) -> None:
+        call = self._call
+        assert call is not None
         if self._response is None and self._acc is not None:
-            route = self._pipeline.route(self.request)
+            route = self._pipeline.rt.route(call.models)
             response = self._acc.response(provider=route[0][0], model=route[0][2])
-            response.cached = self._run is None
+            response.cached = self._served
             self._response = response
-        hit = self._hit
-        if hit is None or hit.done:
+        if not self._served:
             return
         answer = self.response
+        if answer is not None:
+            answer.request_id = call.request_id
         checks = self._checks()
         reason = await judge(checks, answer) if checks and answer is not None else None
         if reason is not None and answer is not None:
             error = AnswerRejected(reason, response=answer, provider=answer.provider)
             self._rejected = True
-            hit.finish(None, error)
+            self._error = error
             raise error
-        hit.finish(answer, None)

@@ -216,7 +216,23 @@ ResponseCache = Cache
 
 @dataclass(slots=True)
 class RequestInfo:
-    """One logical request as the observer sees it."""
+    """One logical request as the observer sees it, from its arrival at the client (before
+    the cache) to its end: every request, answered by the cache or upstream, is reported
+    once, ``request_started`` then ``request_finished``.
+
+    Attributes:
+        request_id: The request's id (bound for log calls while it runs; the id of its
+            attempts and of its ``Response``).
+        request: The request as the caller made it.
+        strategy: The strategy it was made with (``"fallback"``, ``"race"``, ``"hedge"``).
+        stream: ``client.stream`` rather than ``client.complete``.
+        started: When it arrived (the client's clock).
+        attempts: Attempts made for it, set when it finishes (0 when the cache answered).
+        cached: Set when it finishes: the cache answered it (a stored answer, or an
+            identical request's answer it shared).
+        extra: ``latency`` (seconds, end to end) and, for a stream left before its end,
+            ``outcome="abandoned"``.
+    """
 
     request_id: str
     request: ChatRequest
@@ -225,6 +241,7 @@ class RequestInfo:
     started: float
     attempts: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
 
 
 @dataclass(slots=True)

@@ -3,12 +3,17 @@
 ``Client`` validates what the caller passed (messages, parameters, strategy, timeout, cache
 mode) and hands the request to its :class:`Pipeline`, which runs, downward only::
 
-    Pipeline.complete / ClientStream        asyncllm/_pipeline.py, asyncllm/_client_stream.py
-      -> cache (hit: answered here, reported to the observers once)       asyncllm/cache/
-      -> run_complete / StreamRun: request id + observer bracket,
-         deadline, strategy (fallback | race | hedge)                asyncllm/orchestrator/
-      -> one attempt: breaker, budget, limiter, provider, settle        orchestrator/_attempt
-                                                                        orchestrator/_stream
+    Pipeline.complete / ClientStream            asyncllm/_pipeline.py, _client_stream.py
+      Call: id, models (resolved once), deadline      orchestrator/_runtime.py
+      Bracket: id bound, observers told once          asyncllm/_bracket.py
+      -> cache: a hit answers here; a miss calls the next stage     asyncllm/cache/
+      -> strategy: fallback | race | hedge, retries, deadline  orchestrator/_request.py
+      -> one attempt: Admission (breaker, budget, limiter),
+         provider, price, book, release      orchestrator/_attempt.py, _stream.py
+
+Each stage calls only the one below it. The cache is a stage like the others: it is given
+the next stage (the strategy for this request, as a callable it may run once, in its own
+task group when the call is shared) and never reaches back up.
 
 The pipeline owns the providers' lifecycle (opened on first use or ``async with``, refused
 once closed), so :class:`~asyncllm.ClientStream` needs only the pipeline, never the client.
@@ -16,11 +21,17 @@ once closed), so :class:`~asyncllm.ClientStream` needs only the pipeline, never 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
+import anyio
+
+from ._bracket import Bracket
 from ._exceptions import AnswerRejected
-from .orchestrator._request import report_cache_hit, run_complete
+from .orchestrator._request import deadline_error, run_strategy
+from .orchestrator._runtime import Call
 from .quality._accept import judge
 
 if TYPE_CHECKING:
@@ -71,9 +82,21 @@ class Pipeline:
                 await p.open(self.http)
 
     def route(self, request: ChatRequest) -> Route:
-        """``(provider name, kind, model)`` of each provider, in strategy order."""
-        return tuple(
-            (p.name, p.kind, request.model or p.default_model or "") for p in self.providers
+        """``(provider name, kind, model)`` of each provider, in strategy order.
+
+        Raises:
+            ConfigurationError: the request names no model and a provider has no default.
+        """
+        rt = self.rt
+        return rt.route(rt.models_for(request))
+
+    def call(
+        self, request: ChatRequest, timeout: Timeout, accept: Checks | None, *, stream: bool
+    ) -> Call:
+        """A new request: its id, its models (resolved here, once) and its deadline."""
+        rt = self.rt
+        return Call(
+            rt, request, rt.models_for(request), stream=stream, timeout=timeout, accept=accept
         )
 
     def checks(self, accept: Checks | None) -> Checks:
@@ -92,23 +115,40 @@ class Pipeline:
         """One logical ``complete`` request: from the cache, or through the strategy."""
         if not self.opened:
             await self.open()
-        rt = self.rt
-        if self.cache is None:
-            return await run_complete(rt, request, strategy, timeout, accept)
+        call = self.call(request, timeout, accept, stream=False)
+        bracket = Bracket(call, strategy.name, False)
+        try:
+            if self.cache is None:
+                response = await run_strategy(call, strategy)
+            elif call.deadline == math.inf:
+                response = await self._cached(call, strategy, mode, ttl)
+            else:
+                # The deadline covers the wait in the cache too (a lookup, or an identical
+                # call in flight); the strategy applies it again where it runs.
+                with anyio.CancelScope(deadline=call.deadline) as scope:
+                    response = await self._cached(call, strategy, mode, ttl)
+                if scope.cancelled_caught:
+                    raise deadline_error(call)
+        except BaseException as exc:
+            bracket.finish(None, exc)
+            raise
+        bracket.finish(response, None)
+        return response
+
+    async def _cached(
+        self, call: Call, strategy: Strategy, mode: CacheMode, ttl: float | None
+    ) -> Response:
+        cache = self.cache
+        assert cache is not None
+        route = self.rt.route(call.models)
+        upstream = partial(run_strategy, call, strategy)
         while True:
-            response = await self.cache.complete(
-                request,
-                self.route(request),
-                lambda: run_complete(rt, request, strategy, timeout, accept),
-                mode=mode,
-                ttl=ttl,
-            )
+            response = await cache.complete(call.request, route, upstream, mode=mode, ttl=ttl)
             if not response.cached:
                 return response
-            checks = self.checks(accept)
+            checks = call.accept
             reason = await judge(checks, response) if checks else None
             if reason is None:
-                report_cache_hit(rt, request, response, stream=False)
                 return response
             if mode == "refresh":  # joined a refresh in flight whose answer we reject
                 raise AnswerRejected(reason, response=response, provider=response.provider)

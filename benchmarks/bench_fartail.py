@@ -96,7 +96,7 @@ async def run_block(
 
 def _denied(client: Client) -> int:
     """Backups the allowance refused so far."""
-    return sum(b["denied"] for b in client.statistics()["hedge_budget"].values())
+    return sum(b["denied"] for b in client.statistics()["hedge_allowance"].values())
 
 
 def q(values: list[float], p: float) -> float:

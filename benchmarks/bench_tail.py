@@ -10,7 +10,7 @@ prompts at the same concurrency, in alternating blocks so machine noise hits bot
 - **unhedged**: ``Client(provider)`` (fallback of one provider: one request per call);
 - **hedged**: ``Client(provider, strategy=Hedge())``: adaptive delay = p96 of the latency
   observed for that provider and model (rolling window), a second backup staggered by its
-  p90, backups capped by the default 5% hedge budget. With one provider, the backup goes to
+  p90, backups capped by the default 5% hedge allowance. With one provider, the backup goes to
   the same server again, which draws a fresh latency: another replica, as in Dean &
   Barroso's "The Tail at Scale" (2013).
 
@@ -158,7 +158,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "delay": "adaptive",
                 "quantile": hedge.delay_quantile,
                 "stagger": hedge.stagger,
-                "budget": hedge.budget,
+                "allowance": hedge.allowance,
                 "max_attempts": hedge.max_attempts,
                 "min_samples": hedge.min_samples,
             },

@@ -4,7 +4,7 @@
 you configure it with:
 
 - strategies: :class:`Fallback`, :class:`Race`, :class:`Hedge`;
-- :class:`RetryPolicy` (attempt cap, backoff with full jitter, retry budget) and
+- :class:`RetryPolicy` (attempt cap, backoff with full jitter, retry allowance) and
   :class:`BreakerPolicy` (per-provider circuit breaker);
 - :class:`Result`, what ``client.map(...)`` yields, and :class:`FanOut`, its context manager;
 - :func:`current_request_id`, the id of the logical request running in this context.
@@ -15,11 +15,11 @@ See ``docs/orchestrator.md`` for how they behave.
 from __future__ import annotations
 
 from ._breaker import CircuitBreaker
-from ._budget_tokens import TokenBucket
 from ._context import current_request_id
 from ._fanout import FanOut, Result
 from ._latency import LatencyWindow
 from ._policy import BreakerPolicy, Fallback, Hedge, Race, RetryPolicy, Strategy
+from ._token_bucket import TokenBucket
 
 __all__ = [
     "BreakerPolicy",

@@ -7,12 +7,12 @@ small queue (admitted / won / error); the loop:
 - on **won** (complete: a response; stream: the first token) stops: every other leg is
   marked lost and cancelled (its provider stream is closed by its own ``async with``);
 - on a **failure that fails over**, starts a replacement (a provider not tried yet at
-  once, else a retry after backoff, within the attempt cap and retry budget); a hedge's
+  once, else a retry after backoff, within the attempt cap and retry allowance); a hedge's
   replacement takes the place of its next backup, so errors fire the next one at once;
 - on any **other error** cancels everything and raises it;
 - for **hedges**, fires a backup when the latest leg has been *admitted by the limiter*
   for ``delay`` seconds (the primary) or ``stagger`` seconds (a backup) without winning,
-  if the hedge budget has a token. A leg queued in the limiter has not "fired": its timer
+  if the hedge allowance has a token. A leg queued in the limiter has not "fired": its timer
   has not started. A backup is *scheduled* when its token is taken and *sent* when its
   request goes to the provider; one cancelled before that (the primary won meanwhile, or it
   waited in the limiter or the budget) gets its token back and is not counted as a hedge
@@ -203,7 +203,7 @@ class Engine:
             return  # decided already: nothing to replace, nothing to raise
         if not fails_over(exc):
             if isinstance(exc, BudgetExceeded) and self.in_flight > 0:
-                # An extra leg (a backup, or a race's other entrant) the budget cannot fit:
+                # An extra leg (a backup, or a race's other entrant) the spend budget cannot fit:
                 # go on with the legs already running and start no more. Only when no leg
                 # is left does the refusal decide the request.
                 self.call.errors.append(exc)

@@ -73,6 +73,11 @@ class SequentialStream:
         """The assembled response, once the stream was consumed to its end."""
         return None if self.attempt is None else self.attempt.response
 
+    @property
+    def error(self) -> BaseException | None:
+        """What ended the committed stream (broken, rejected), if anything."""
+        return None if self.attempt is None else self.attempt.error
+
     async def __aenter__(self) -> StreamAttempt:
         call = self.call
         index, role = 0, _PRIMARY

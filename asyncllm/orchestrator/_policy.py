@@ -9,6 +9,7 @@ value here is immutable and validated on construction, so a bad setting fails at
 from __future__ import annotations
 
 import random
+import warnings
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeAlias
 
@@ -24,6 +25,15 @@ __all__ = [
     "StrategyLike",
     "coerce_strategy",
 ]
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"{old} is deprecated, use {new}: retry and hedge tokens are an allowance; "
+        f"'budget' in asyncllm means spend only",
+        DeprecationWarning,
+        stacklevel=4,
+    )
 
 
 @dataclass(slots=True, frozen=True)
@@ -63,7 +73,7 @@ class Hedge:
     after ``delay``, start a backup on the next provider (the same one again when there is
     only one). If the backup has not answered either after ``stagger``, start another, up
     to ``max_attempts`` legs in all. The first success wins and the others are cancelled.
-    Every backup spends a token of the hedge allowance (``budget``), and only one whose
+    Every backup spends a token of the hedge allowance (``allowance``), and only one whose
     request was actually sent keeps it spent.
 
     Why more than one backup: with one, a request whose primary *and* backup are both slow
@@ -76,7 +86,7 @@ class Hedge:
             streams), estimated over a rolling window that accounts for the attempts
             hedging cut short (Kaplan-Meier over censored samples).
         quantile: Quantile used by the adaptive delay. ``None`` (default) derives it from the
-            allowance: ``1 - 0.8 * budget`` (0.96 for 5%), so first backups use about 80%
+            allowance: ``1 - 0.8 * allowance`` (0.96 for 5%), so first backups use about 80%
             of it and later, rarer ones fit in the rest.
         max_attempts: Most legs started by the hedge (primary included): 3 is a primary and
             up to two backups.
@@ -88,13 +98,15 @@ class Hedge:
             backup's window is mostly censored), else the primary's once it has
             ``min_samples``, else the delay.
         stagger_quantile: Quantile used by the adaptive stagger.
-        budget: Backups allowed as a fraction of primary requests (token bucket).
-        burst: Backups the budget lets through in a burst (the bucket's capacity).
+        allowance: Backups allowed as a fraction of primary requests (a token bucket:
+            the hedge *allowance*; "budget" in asyncllm means spend only).
+        burst: Backups the allowance lets through in a burst (the bucket's capacity).
         initial_delay: Adaptive delay used until ``min_samples`` latencies are known.
         min_samples: Latency samples needed before the adaptive delay is trusted (a p95
             of fewer than ~50 samples is mostly noise).
         min_delay: Floor of the adaptive delay and stagger, so a very fast provider is not
             hedged on noise.
+        budget: Deprecated name of ``allowance`` (a ``DeprecationWarning``).
     """
 
     delay: float | Literal["adaptive"] = "adaptive"
@@ -102,14 +114,18 @@ class Hedge:
     max_attempts: int = 3
     stagger: float | Literal["adaptive"] | None = "adaptive"
     stagger_quantile: float = 0.9
-    budget: float = 0.05
+    allowance: float = 0.05
     burst: float = 10.0
     initial_delay: float = 1.0
     min_samples: int = 50
     min_delay: float = 0.0
+    budget: float | None = field(default=None, repr=False, compare=False, kw_only=True)
     name: ClassVar[str] = "hedge"
 
     def __post_init__(self) -> None:
+        if self.budget is not None:
+            _deprecated("Hedge(budget=...)", "Hedge(allowance=...)")
+            object.__setattr__(self, "allowance", self.budget)
         if self.delay != "adaptive" and (
             isinstance(self.delay, bool)
             or not isinstance(self.delay, (int, float))
@@ -128,8 +144,8 @@ class Hedge:
             raise ConfigurationError("Hedge(stagger=...) must be seconds >= 0, 'adaptive' or None")
         if self.max_attempts < 1:
             raise ConfigurationError("Hedge(max_attempts=...) must be at least 1")
-        if self.budget < 0 or self.burst < 0:
-            raise ConfigurationError("Hedge budget and burst must be >= 0")
+        if self.allowance < 0 or self.burst < 0:
+            raise ConfigurationError("Hedge(allowance=..., burst=...) must be >= 0")
         if self.initial_delay < 0 or self.min_delay < 0 or self.min_samples < 1:
             raise ConfigurationError("Hedge delays must be >= 0 and min_samples >= 1")
 
@@ -140,10 +156,11 @@ class Hedge:
 
     @property
     def delay_quantile(self) -> float:
-        """The quantile the adaptive delay uses (``quantile``, or derived from ``budget``)."""
+        """The quantile the adaptive delay uses (``quantile``, or derived from
+        ``allowance``)."""
         if self.quantile is not None:
             return self.quantile
-        return min(0.999, max(0.5, 1.0 - 0.8 * self.budget))
+        return min(0.999, max(0.5, 1.0 - 0.8 * self.allowance))
 
 
 Strategy: TypeAlias = Fallback | Race | Hedge
@@ -177,7 +194,8 @@ class RetryPolicy:
     mix of primaries, fallbacks, race legs, hedges and retries that is. Moving to a provider
     not yet tried does not wait; trying a provider again is a *retry*: it waits an
     exponential backoff with full jitter (or the server's Retry-After when longer and it
-    fits the deadline) and spends a token of the client's retry budget.
+    fits the deadline) and spends a token of the client's retry *allowance* (a token
+    bucket; "budget" in asyncllm means spend only).
 
     Attributes:
         max_retries: Attempts allowed beyond one per provider.
@@ -186,12 +204,15 @@ class RetryPolicy:
         multiplier: Growth of the backoff per retry of the same provider.
         max_delay: Cap of the backoff, seconds.
         max_retry_after: A Retry-After longer than this is not waited for.
-        budget_ratio: Retry tokens earned per logical request (0.1: retries stay under
-            about 10% of requests when everything fails, as the SRE book advises).
-        budget_per_second: Retry tokens earned per second whatever the traffic (a floor,
-            so a quiet client can still retry).
-        budget_burst: Capacity of the retry budget.
+        allowance_ratio: Retry tokens earned per logical request that goes upstream (0.1:
+            retries stay under about 10% of requests when everything fails, as the SRE
+            book advises).
+        allowance_per_second: Retry tokens earned per second whatever the traffic (a
+            floor, so a quiet client can still retry).
+        allowance_burst: Capacity of the retry allowance.
         rng: Random source of the jitter (inject a seeded ``random.Random`` in tests).
+        budget_ratio: Deprecated name of ``allowance_ratio`` (a ``DeprecationWarning``);
+            likewise ``budget_per_second`` and ``budget_burst``.
     """
 
     max_retries: int = 2
@@ -200,12 +221,21 @@ class RetryPolicy:
     multiplier: float = 2.0
     max_delay: float = 8.0
     max_retry_after: float = 60.0
-    budget_ratio: float = 0.1
-    budget_per_second: float = 1.0
-    budget_burst: float = 10.0
+    allowance_ratio: float = 0.1
+    allowance_per_second: float = 1.0
+    allowance_burst: float = 10.0
     rng: random.Random | None = field(default=None, compare=False)
+    budget_ratio: float | None = field(default=None, repr=False, compare=False, kw_only=True)
+    budget_per_second: float | None = field(default=None, repr=False, compare=False, kw_only=True)
+    budget_burst: float | None = field(default=None, repr=False, compare=False, kw_only=True)
 
     def __post_init__(self) -> None:
+        for old in ("budget_ratio", "budget_per_second", "budget_burst"):
+            value = getattr(self, old)
+            if value is not None:
+                new = "allowance_" + old.removeprefix("budget_")
+                _deprecated(f"RetryPolicy({old}=...)", f"RetryPolicy({new}=...)")
+                object.__setattr__(self, new, value)
         if self.max_retries < 0:
             raise ConfigurationError("RetryPolicy(max_retries=...) must be >= 0")
         if self.max_attempts is not None and self.max_attempts < 1:
@@ -214,8 +244,8 @@ class RetryPolicy:
             raise ConfigurationError("RetryPolicy delays must be >= 0")
         if self.multiplier < 1:
             raise ConfigurationError("RetryPolicy(multiplier=...) must be >= 1")
-        if min(self.budget_ratio, self.budget_per_second, self.budget_burst) < 0:
-            raise ConfigurationError("RetryPolicy budget settings must be >= 0")
+        if min(self.allowance_ratio, self.allowance_per_second, self.allowance_burst) < 0:
+            raise ConfigurationError("RetryPolicy allowance settings must be >= 0")
 
     def backoff(self, retry: int, rng: random.Random) -> float:
         """Seconds to wait before the ``retry``-th retry (1-based) of one provider.

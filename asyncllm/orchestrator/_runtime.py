@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._exceptions import AllProvidersFailed, ConfigurationError
-from .._hooks import AttemptRole, Budget, Limiter, NoLimiter, Observer, Pricing
+from .._hooks import AttemptRole, Budget, Limiter, NoLimiter, Observer, Pricing, Route
 from .._types import DEFAULT_OUTPUT_CAP, output_cap
 from ._breaker import CircuitBreaker
-from ._budget_tokens import TokenBucket
 from ._context import new_request_id
 from ._latency import LatencyWindow
 from ._retry import retry_after_of
+from ._token_bucket import TokenBucket
 
 if TYPE_CHECKING:
     from .._timeout import Timeout
@@ -125,6 +125,8 @@ class Runtime:
     """What every logical request of one client shares."""
 
     __slots__ = (
+        "_default_route",
+        "_names_kinds",
         "accept",
         "budget",
         "clock",
@@ -160,12 +162,18 @@ class Runtime:
         self.clock = clock
         self.rng = retry.rng if retry.rng is not None else random.Random()
         self.retry_bucket = TokenBucket(
-            ratio=retry.budget_ratio,
-            capacity=retry.budget_burst,
-            per_second=retry.budget_per_second,
+            ratio=retry.allowance_ratio,
+            capacity=retry.allowance_burst,
+            per_second=retry.allowance_per_second,
             clock=clock,
         )
         self.default_models = tuple(s.default_model for s in self.slots)
+        self._names_kinds = tuple((s.name, s.kind) for s in self.slots)
+        # The route of a request that names no model, built once (``None``: a provider has
+        # no default model, so such a request is refused, see :meth:`models_for`).
+        self._default_route: Route | None = None
+        if None not in self.default_models:
+            self._default_route = self.route(self.default_models)  # type: ignore[arg-type]
         self.hedge_buckets: dict[tuple[float, float], TokenBucket] = {}
         # "hedge" counts backups sent; "hedge_scheduled" those the engine started and
         # "hedge_unsent" those cancelled before their request went out (not charged).
@@ -185,13 +193,38 @@ class Runtime:
             0,
         )
 
+    def models_for(self, request: ChatRequest) -> tuple[str, ...]:
+        """The model each provider runs ``request`` on, in slot order: resolved here, once
+        per request, and passed down (cache key, budget, limiter, pricing, observers).
+
+        Raises:
+            ConfigurationError: the request names no model and a provider has no default.
+        """
+        model = request.model
+        if model is not None:
+            return (model,) * len(self.slots)
+        models = self.default_models
+        if None in models:
+            name = self.slots[models.index(None)].name
+            raise ConfigurationError(
+                f"provider {name!r} has no default model and the request names none; "
+                f"pass model=... or configure the provider as 'kind:MODEL'"
+            )
+        return models  # type: ignore[return-value]
+
+    def route(self, models: tuple[str, ...]) -> Route:
+        """``(provider name, kind, model)`` of each provider, in slot order."""
+        if models is self.default_models and self._default_route is not None:
+            return self._default_route
+        return tuple((n, k, m) for (n, k), m in zip(self._names_kinds, models, strict=True))
+
     def hedge_bucket(self, hedge: Hedge) -> TokenBucket:
-        """The hedge budget for these settings (shared by every call that uses them)."""
-        key = (hedge.budget, hedge.burst)
+        """The hedge allowance for these settings (shared by every call that uses them)."""
+        key = (hedge.allowance, hedge.burst)
         bucket = self.hedge_buckets.get(key)
         if bucket is None:
             bucket = self.hedge_buckets[key] = TokenBucket(
-                ratio=hedge.budget, capacity=hedge.burst, clock=self.clock
+                ratio=hedge.allowance, capacity=hedge.burst, clock=self.clock
             )
         return bucket
 
@@ -210,7 +243,7 @@ class Leg:
         admitted_at: Event-loop time its request was sent, once the limiter admitted it
             (``None`` while queued, or when it was cancelled before being sent).
         lost: Set when another leg won and this one is being cancelled.
-        charged: A hedge-budget token was spent on it (refunded if it never went out).
+        charged: A hedge-allowance token was spent on it (refunded if it never went out).
         done: The leg's task has finished.
     """
 
@@ -239,13 +272,18 @@ class Leg:
 
 
 class Call:
-    """One logical request: id, deadline, models, the attempt counter and the errors."""
+    """One logical request: id, deadline, models, the attempt counter and the errors.
+
+    Made by the pipeline when the request arrives, above the cache (its id and deadline
+    cover the whole request, a cache hit included); :meth:`dispatch` readies it for the
+    strategy when it goes upstream.
+    """
 
     __slots__ = (
         "accept",
+        "allowance_denied",
         "attempt_timeout",
         "attempts",
-        "budget_denied",
         "deadline",
         "errors",
         "first_token_timeout",
@@ -265,6 +303,7 @@ class Call:
         self,
         rt: Runtime,
         request: ChatRequest,
+        models: tuple[str, ...],
         *,
         stream: bool,
         timeout: Timeout,
@@ -273,20 +312,10 @@ class Call:
         self.rt = rt
         self.request = request
         self.stream = stream
+        #: The model on each provider, resolved once (:meth:`Runtime.models_for`).
+        self.models = models
         # This call's acceptance predicates (its own, else the client's); empty: none.
         self.accept: Checks = accept if accept is not None else (rt.accept or ())
-        n = len(rt.slots)
-        if request.model is None:
-            models = rt.default_models
-            if None in models:
-                name = rt.slots[models.index(None)].name
-                raise ConfigurationError(
-                    f"provider {name!r} has no default model and the request names none; "
-                    f"pass model=... or configure the provider as 'kind:MODEL'"
-                )
-            self.models: tuple[str, ...] = models  # type: ignore[assignment]
-        else:
-            self.models = (request.model,) * n
         self.request_id = new_request_id()
         self.started = rt.clock()
         # The deadline is an absolute event-loop time (cancel scopes are), set once here
@@ -294,14 +323,26 @@ class Call:
         self.deadline = math.inf if timeout.total is None else loop_time() + timeout.total
         self.attempt_timeout = timeout.attempt
         self.first_token_timeout = timeout.first_token
+        self.attempts = 0
+        self.max_attempts = 0
+        self.errors: list[Exception] = []
+
+    def dispatch(self) -> None:
+        """Ready the call for its strategy: it goes upstream (not answered by the cache).
+
+        Counts the request, deposits its share of the retry allowance, and sets up the
+        attempt counter and the token estimate the limiter reserves. Once per call.
+        """
+        if self.max_attempts:
+            return
+        rt = self.rt
+        n = len(rt.slots)
         retry = rt.retry
         self.max_attempts = retry.max_attempts or n + retry.max_retries
-        self.attempts = 0
         self.tries = [0] * n
         self.waits: list[float | None] = [None] * n
-        self.errors: list[Exception] = []
-        self.budget_denied = False
-        self.tokens = request.estimated_input_tokens() + output_cap(request)
+        self.allowance_denied = False
+        self.tokens = self.request.estimated_input_tokens() + output_cap(self.request)
         rt.counters["requests"] += 1
         rt.retry_bucket.deposit()
 
@@ -322,7 +363,7 @@ class Call:
         A provider not tried yet comes first, at once (role ``fallback``); then a retry of
         the least-tried provider whose breaker allows it (role ``retry``), after a jittered
         backoff or the server's Retry-After (whichever is longer) as long as that fits the
-        deadline, and only while the retry budget has a token. ``busy`` marks providers
+        deadline, and only while the retry allowance has a token. ``busy`` marks providers
         that have an attempt in flight (concurrent strategies), which are skipped.
         The plan is counted at once (:meth:`begin`).
         """
@@ -351,7 +392,7 @@ class Call:
             if now + wait >= self.deadline:
                 continue
             if not self.rt.retry_bucket.try_spend():
-                self.budget_denied = True
+                self.allowance_denied = True
                 return None
             self.waits[i] = None
             self.begin(i)
@@ -381,7 +422,7 @@ class Call:
 
     def all_failed(self) -> AllProvidersFailed:
         """The error for a request whose every attempt failed."""
-        why = " (retry budget exhausted)" if self.budget_denied else ""
+        why = " (retry allowance exhausted)" if self.allowance_denied else ""
         names = ", ".join(sorted({getattr(e, "provider", "") or "?" for e in self.errors}))
         last = self.errors[-1] if self.errors else None
         detail = f"; last: {type(last).__name__}: {last}" if last is not None else ""

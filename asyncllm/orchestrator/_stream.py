@@ -70,6 +70,7 @@ class StreamAttempt:
         "acc",
         "call",
         "committed",
+        "error",
         "events",
         "index",
         "info",
@@ -101,6 +102,8 @@ class StreamAttempt:
         self.sent_at: float | None = None
         self.committed = False
         self.response: Response | None = None
+        #: What ended the stream after its commit point (broken, rejected), if anything.
+        self.error: BaseException | None = None
         self.acc = StreamAccumulator()
         self._pending: deque[Chunk] = deque()
         self._exhausted = False
@@ -218,7 +221,7 @@ class StreamAttempt:
             await self._finish_ok()
             raise
         except Exception as exc:
-            error = self.broken(exc)
+            error = self.error = self.broken(exc)
             await self._release(billed_unknown=True)
             self._book(error)
             raise error from (None if error is exc else exc)
@@ -261,6 +264,7 @@ class StreamAttempt:
                 # (its chunks were delivered already; docs/quality.md says what that means).
                 await vet(call, slot, self.model, response, info, None)
             except BaseException as exc:
+                self.error = exc
                 await self._release(billed_unknown=False)
                 self._book(exc)
                 raise

@@ -43,12 +43,14 @@ class ConcurrentStream:
     none does (``AllProvidersFailed``, ``DeadlineExceeded``, a bad request...).
     """
 
-    __slots__ = ("_recv", "_tg", "call", "engine", "response")
+    __slots__ = ("_recv", "_tg", "call", "engine", "error", "response")
 
     def __init__(self, call: Call, strategy: Race | Hedge) -> None:
         self.call = call
         self.engine = Engine(call, strategy)
         self.response: Response | None = None
+        #: What ended the committed stream (broken, rejected), if anything.
+        self.error: BaseException | None = None
         self._tg: TaskGroup | None = None
         self._recv: MemoryObjectReceiveStream[Any] | None = None
 
@@ -118,6 +120,7 @@ class ConcurrentStream:
             self.response = item.response
             recv.close()
             raise StopAsyncIteration
+        self.error = item
         raise item
 
     async def __aexit__(

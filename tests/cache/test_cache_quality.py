@@ -194,7 +194,7 @@ class Recorder:
         for rid, [(response, _error)] in self.finished.items():
             info = self.infos[rid]
             what = "ok" if response is not None else info.extra.get("outcome", "error")
-            out.append((info.strategy, info.stream, what))
+            out.append(("cache" if info.cached else info.strategy, info.stream, what))
         return sorted(out)
 
 
@@ -224,6 +224,8 @@ async def test_every_request_hit_or_miss_reaches_the_observers_exactly_once() ->
         ("fallback", True, "ok"),
     ]
     assert rec.finished[hit_id][0][0].request_id == hit_id
+    # A hit is reported with the strategy it was asked with, and no attempt.
+    assert {(i.strategy, i.attempts) for i in rec.infos.values() if i.cached} == {("fallback", 0)}
     assert metrics["started"] == 5 and metrics["cache_hits"] == 2
     assert metrics["succeeded"] == 4 and metrics["abandoned"] == 1
 

@@ -140,7 +140,7 @@ async def test_budget_holds_under_hedging_and_retries(looptime: Any) -> None:
     b = FakeProvider("b", handler=slow_then_fast)
     async with Client(
         [a, b],
-        strategy=Hedge(delay=0.5, budget=1.0, burst=40),
+        strategy=Hedge(delay=0.5, allowance=1.0, burst=40),
         budget=budget,
         pricing=table,
         log=False,

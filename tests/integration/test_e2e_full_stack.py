@@ -76,7 +76,7 @@ async def test_full_stack_map_settles_every_layer() -> None:
         }
         client = Client(
             [openai_compatible(sim), anthropic(sim)],
-            strategy=Hedge(delay=0.02, budget=0.5),
+            strategy=Hedge(delay=0.02, allowance=0.5),
             retry=RetryPolicy(base_delay=0.01, max_delay=0.05),
             limits=limits,
             budget=budget,

@@ -1,4 +1,4 @@
-"""Hedges and retries go through the same limiters as primary requests, and the hedge budget
+"""Hedges and retries go through the same limiters as primary requests, and the hedge allowance
 and the limiter never deadlock each other; a 429's Retry-After holds every waiter.
 
 Fake event-loop time (looptime) and scripted providers: every instant asserted is exact.
@@ -63,7 +63,7 @@ async def test_a_hedge_queued_behind_its_own_primary_does_not_deadlock(
     # ...it was scheduled (and queued), but is not counted as a hedge: it was never sent.
     counters = stats["counters"]
     assert (counters["hedge_scheduled"], counters["hedge"], counters["hedge_unsent"]) == (1, 0, 1)
-    assert stats["hedge_budget"]["0.05/10"]["spent"] == 0  # so its token was refunded
+    assert stats["hedge_allowance"]["0.05/10"]["spent"] == 0  # so its token was refunded
     assert a.open_streams == 0
     assert other_tasks() - before == set()
 
@@ -87,7 +87,7 @@ async def test_many_hedged_requests_share_two_single_slot_limiters(looptime: Any
         )
     async with Client(
         providers,
-        strategy=Hedge(delay=0.08, budget=1.0, burst=40),
+        strategy=Hedge(delay=0.08, allowance=1.0, burst=40),
         limits=lims,
         log=False,
         timeout=120,

@@ -51,7 +51,7 @@ class Shared:
     def client(self, sim: Simulator) -> Client:
         return Client(
             [openai_compatible(sim), anthropic(sim)],
-            strategy=Hedge(delay=0.05, budget=0.5),
+            strategy=Hedge(delay=0.05, allowance=0.5),
             retry=RetryPolicy(base_delay=0.01, max_delay=0.05),
             limits=self.limits,
             budget=self.budget,

@@ -185,7 +185,7 @@ async def test_race_waits_for_another_leg_when_the_first_answer_is_rejected(
 async def test_hedge_waits_for_the_backup_when_the_primary_is_rejected(looptime: float) -> None:
     a = FakeProvider("a", replies=[TRUNCATED], latency=2.0)
     b = FakeProvider("b", replies=[GOOD], latency=5.0)
-    hedge = Hedge(delay=1.0, budget=1.0)
+    hedge = Hedge(delay=1.0, allowance=1.0)
     async with Client([a, b], strategy=hedge, accept=not_truncated, log=False) as client:
         start = float(looptime)
         response = await client.complete("hi")

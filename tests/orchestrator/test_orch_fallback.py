@@ -1,4 +1,4 @@
-"""Fallback strategy, retries, Retry-After, attempt cap, retry budget, deadlines, timeouts."""
+"""Fallback strategy, retries, Retry-After, attempt cap, retry allowance, deadlines, timeouts."""
 
 from __future__ import annotations
 
@@ -124,16 +124,20 @@ async def test_one_attempt_counter_caps_everything() -> None:
 async def test_retry_budget_stops_retry_storms() -> None:
     a = FakeProvider("a", replies=[ServerError("down")])
     retry = RetryPolicy(
-        max_retries=5, base_delay=0.01, budget_burst=1, budget_ratio=0.0, budget_per_second=0
+        max_retries=5,
+        base_delay=0.01,
+        allowance_burst=1,
+        allowance_ratio=0.0,
+        allowance_per_second=0,
     )
     async with Client(a, retry=retry, log=False) as client:
-        with pytest.raises(AllProvidersFailed, match="retry budget"):
+        with pytest.raises(AllProvidersFailed, match="retry allowance"):
             await client.complete("hi")
         assert len(a.calls) == 2  # the burst allowed one retry
         with pytest.raises(AllProvidersFailed):
             await client.complete("hi")
         assert len(a.calls) == 3  # no token left: no retry at all
-        assert client.statistics()["retry_budget"]["denied"] == 2
+        assert client.statistics()["retry_allowance"]["denied"] == 2
 
 
 async def test_overall_deadline(looptime: float) -> None:
@@ -151,7 +155,7 @@ async def test_overall_deadline(looptime: float) -> None:
 
 async def test_deadline_covers_backoff(looptime: float) -> None:
     a = FakeProvider("a", replies=[ServerError("down")])
-    retry = RetryPolicy(max_retries=10, base_delay=0.5, max_delay=0.5, budget_burst=100)
+    retry = RetryPolicy(max_retries=10, base_delay=0.5, max_delay=0.5, allowance_burst=100)
     async with Client(a, timeout=2.0, retry=retry, log=False) as client:
         with pytest.raises((DeadlineExceeded, AllProvidersFailed)):
             await client.complete("hi")

@@ -1,4 +1,4 @@
-"""Hedged requests: fixed and adaptive delays, the hedge budget, errors, the limiter."""
+"""Hedged requests: fixed and adaptive delays, the hedge allowance, errors, the limiter."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ async def test_hedge_budget_caps_backups_at_a_fraction_of_requests() -> None:
     starts: list[tuple[str, float]] = []
     a = timed("a", [1.0], starts)  # always slow: every request wants a backup
     b = timed("b", [0.1], starts)
-    hedge = Hedge(delay=0.1, budget=0.1, burst=1.0)
+    hedge = Hedge(delay=0.1, allowance=0.1, burst=1.0)
     async with Client([a, b], strategy=hedge, log=False) as client:
         for _ in range(20):
             await client.complete("hi")
@@ -116,7 +116,7 @@ async def test_hedge_budget_caps_backups_at_a_fraction_of_requests() -> None:
     # One backup from the initial burst, then one per ten primaries.
     assert len(b.calls) == 2
     assert stats["counters"]["hedge"] == 2
-    (budget,) = stats["hedge_budget"].values()
+    (budget,) = stats["hedge_allowance"].values()
     assert budget["denied"] == 18
 
 
@@ -143,14 +143,14 @@ async def test_hedge_waiting_for_the_limiter_does_not_deadlock_and_is_refunded(
     starts: list[tuple[str, float]] = []
     a = timed("a", [1.0], starts)
     limiter = RecordingLimiter(concurrency=1)  # the primary holds the only slot
-    hedge = Hedge(delay=0.1, budget=0.0, burst=1.0)
+    hedge = Hedge(delay=0.1, allowance=0.0, burst=1.0)
     async with Client(a, strategy=hedge, limits={"a": limiter}, log=False) as client:
         response = await client.complete("hi")
         assert response.provider == "a"
         assert float(looptime) == pytest.approx(1.0, abs=1e-3)
         assert len(starts) == 1  # the backup never went out
         assert limiter.in_use == 0
-        (budget,) = client.statistics()["hedge_budget"].values()
+        (budget,) = client.statistics()["hedge_allowance"].values()
         assert budget["level"] == pytest.approx(1.0)  # its token was refunded
         assert budget["spent"] == 0
         assert not other_tasks()

@@ -33,7 +33,7 @@ def counters(client: Client) -> dict[str, int]:
 
 
 def budget(client: Client) -> dict[str, Any]:
-    (b,) = client.statistics()["hedge_budget"].values()
+    (b,) = client.statistics()["hedge_allowance"].values()
     return dict(b)
 
 
@@ -69,7 +69,7 @@ async def test_stagger_zero_sends_every_backup_at_once(looptime: float) -> None:
 async def test_the_allowance_caps_the_number_of_backups() -> None:
     starts: list[tuple[str, float]] = []
     providers = [timed(n, [1.0], starts) for n in "abc"]
-    hedge = Hedge(delay=0.1, stagger=0.1, max_attempts=3, budget=0.0, burst=1.0)
+    hedge = Hedge(delay=0.1, stagger=0.1, max_attempts=3, allowance=0.0, burst=1.0)
     async with Client(providers, strategy=hedge, log=False) as client:
         await client.complete("hi")
         assert [n for n, _ in starts] == ["a", "b"]  # the second backup found no token
@@ -134,7 +134,7 @@ async def test_adaptive_stagger_waits_the_delay_until_warm(looptime: float) -> N
 
 def test_default_delay_quantile_leaves_room_for_later_backups() -> None:
     assert Hedge().delay_quantile == pytest.approx(0.96)
-    assert Hedge(budget=0.1).delay_quantile == pytest.approx(0.92)
+    assert Hedge(allowance=0.1).delay_quantile == pytest.approx(0.92)
     assert Hedge(quantile=0.9).delay_quantile == 0.9
     assert Hedge().max_attempts == 3
     with pytest.raises(ConfigurationError):

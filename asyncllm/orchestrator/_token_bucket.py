@@ -2,7 +2,8 @@
 
 Every logical request *earns* ``ratio`` of a token; every extra attempt *spends* a whole
 one. So when everything fails, retries settle at ``ratio`` of the requests (the SRE book's
-per-client retry budget) instead of multiplying the load on a struggling provider, while
+per-client "retry budget"; asyncllm calls it an *allowance*, keeping "budget" for
+spend) instead of multiplying the load on a struggling provider, while
 the bucket's capacity lets a short burst through. An optional ``per_second`` refill is the
 floor that keeps a quiet client able to retry at all.
 """
@@ -69,7 +70,7 @@ class TokenBucket:
         self._updated = now
 
     def try_spend(self) -> bool:
-        """Spend a token for one extra attempt; ``False`` when the budget is exhausted."""
+        """Spend a token for one extra attempt; ``False`` when the allowance is exhausted."""
         self._refill()
         if self._tokens >= 1.0 - 1e-9:  # ten deposits of 0.1 make a token, despite floats
             self._tokens = max(0.0, self._tokens - 1.0)

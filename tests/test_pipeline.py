@@ -1,0 +1,245 @@
+"""One pipeline, one direction: every request is bracketed (id bound, observers told once)
+above the cache, its model is resolved once, its deadline covers the whole request, and
+retry/hedge tokens are an allowance, not a budget."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import anyio
+import pytest
+
+from asyncllm import (
+    Client,
+    ConfigurationError,
+    DeadlineExceeded,
+    Hedge,
+    ResponseCache,
+    RetryPolicy,
+    ServerError,
+    StreamBroken,
+)
+from asyncllm.abc import AttemptInfo, NoBudget, RequestInfo
+from asyncllm.orchestrator import current_request_id
+from asyncllm.testing import FakeProvider, FakeReply
+
+pytestmark = pytest.mark.looptime
+
+
+class Recorder:
+    """Every observer event, in order, with the request id bound when it happened."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, Any]] = []
+        self.infos: dict[str, RequestInfo] = {}
+
+    def request_started(self, info: RequestInfo) -> None:
+        self.infos[info.request_id] = info
+        self.events.append(("request_started", info.request_id, current_request_id()))
+
+    def attempt_started(self, info: AttemptInfo) -> None:
+        self.events.append(("attempt_started", info.request_id, info.model))
+
+    def attempt_first_token(self, info: AttemptInfo) -> None:
+        pass
+
+    def attempt_finished(self, info: AttemptInfo, response: object, error: object) -> None:
+        self.events.append(("attempt_finished", info.request_id, info.outcome))
+
+    def request_finished(
+        self, info: RequestInfo, response: Any, error: BaseException | None
+    ) -> None:
+        what = "ok" if response is not None else type(error).__name__ if error else "abandoned"
+        self.events.append(("request_finished", info.request_id, what))
+
+    def finished(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for kind, rid, what in self.events:
+            if kind == "request_finished":
+                out.setdefault(rid, []).append(what)
+        return out
+
+
+class SpyCache(ResponseCache):
+    """A ResponseCache that records the request id bound and the route it is asked with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str | None, Any]] = []
+
+    async def complete(self, request: Any, route: Any, call: Any, **kw: Any) -> Any:
+        self.seen.append((current_request_id(), route))
+        return await super().complete(request, route, call, **kw)
+
+    def stream(self, request: Any, route: Any, open_stream: Any, **kw: Any) -> Any:
+        self.seen.append((current_request_id(), route))
+        return super().stream(request, route, open_stream, **kw)
+
+
+async def test_the_request_id_is_bound_above_the_cache_and_a_hit_carries_it() -> None:
+    rec = Recorder()
+    cache = SpyCache()
+    provider = FakeProvider("p", model="m1")
+    async with Client(provider, cache=cache, observers=[rec], log=False) as client:
+        miss = await client.complete("hi", temperature=0)
+        hit = await client.complete("hi", temperature=0)
+        async with client.stream("hi", temperature=0) as s:
+            assert "".join([c.text async for c in s]) == hit.text
+        assert current_request_id() is None  # unbound after each request
+    # The cache ran inside each request's bracket: the id it saw is the request's.
+    assert [rid for rid, _ in cache.seen] == [miss.request_id, hit.request_id, s.request_id]
+    assert len({miss.request_id, hit.request_id, s.request_id}) == 3
+    assert all(rid == seen for kind, rid, seen in rec.events if kind == "request_started")
+    assert rec.finished() == {miss.request_id: ["ok"], hit.request_id: ["ok"], s.request_id: ["ok"]}
+    assert [rec.infos[r].cached for r in (miss.request_id, hit.request_id, s.request_id)] == [
+        False,
+        True,
+        True,
+    ]
+    assert rec.infos[hit.request_id].attempts == 0 and rec.infos[miss.request_id].attempts == 1
+
+
+async def test_a_follower_cancelled_while_waiting_on_a_shared_call_is_reported() -> None:
+    rec = Recorder()
+    provider = FakeProvider("p", model="m1", latency=5.0)
+    async with Client(provider, cache=ResponseCache(), observers=[rec], log=False) as client:
+        answers = []
+
+        async def leader() -> None:
+            answers.append(await client.complete("same", temperature=0))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(leader)
+            await anyio.sleep(1)
+            with anyio.move_on_after(1):  # the follower leaves while waiting
+                await client.complete("same", temperature=0)
+    finished = rec.finished()
+    assert len(finished) == 2 and answers[0].text
+    assert sorted(v for [v] in finished.values()) == ["CancelledError", "ok"]
+    assert len(provider.calls) == 1
+
+
+async def test_the_total_timeout_covers_the_wait_on_a_shared_call() -> None:
+    provider = FakeProvider("p", model="m1", latency=10.0)
+    async with Client(provider, cache=ResponseCache(), log=False) as client:
+        results: list[object] = []
+
+        async def leader() -> None:
+            results.append(await client.complete("same", temperature=0))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(leader)
+            await anyio.sleep(1)
+            started = anyio.current_time()
+            with pytest.raises(DeadlineExceeded):
+                await client.complete("same", temperature=0, timeout=2.0)
+            assert anyio.current_time() - started == pytest.approx(2.0, abs=0.01)
+    assert len(results) == 1  # the leader, who set no timeout, still got its answer
+    assert len(provider.calls) == 1
+
+
+async def test_the_model_is_resolved_once_and_seen_alike_by_cache_budget_observers() -> None:
+    rec = Recorder()
+    cache = SpyCache()
+    budget = ModelSpy()
+    a = FakeProvider("a", model="model-a", replies=[ServerError("down")])
+    b = FakeProvider("b", model="model-b")
+    async with Client([a, b], cache=cache, budget=budget, observers=[rec], log=False) as client:
+        first = await client.complete("hi", temperature=0)
+        second = await client.complete("hi", temperature=0, model="shared")
+    ((_, route_default), (_, route_named)) = cache.seen
+    assert route_default == (("a", "fake", "model-a"), ("b", "fake", "model-b"))
+    assert route_named == (("a", "fake", "shared"), ("b", "fake", "shared"))
+    attempts = [(rid, model) for kind, rid, model in rec.events if kind == "attempt_started"]
+    assert attempts == [
+        (first.request_id, "model-a"),
+        (first.request_id, "model-b"),
+        (second.request_id, "shared"),
+        (second.request_id, "shared"),
+    ]
+    assert budget.models == ["model-a", "model-b", "shared", "shared"]
+
+
+class ModelSpy(NoBudget):
+    """A budget that never refuses and records the model of every reservation."""
+
+    def __init__(self) -> None:
+        self.models: list[str] = []
+
+    def reserve(self, request: Any, **kw: Any) -> Any:
+        self.models.append(kw["model"])
+        return super().reserve(request, **kw)
+
+
+async def test_a_request_no_provider_has_a_model_for_is_refused_before_anything_runs() -> None:
+    rec = Recorder()
+    cache = SpyCache()
+    provider = FakeProvider("p", model=None)
+    async with Client(provider, cache=cache, observers=[rec], log=False) as client:
+        with pytest.raises(ConfigurationError, match="no default model"):
+            await client.complete("hi", temperature=0)
+        with pytest.raises(ConfigurationError, match="no default model"):
+            async with client.stream("hi", temperature=0):
+                pass
+        with pytest.raises(ConfigurationError, match="no default model"):
+            client.route(client_request("hi"))
+    assert rec.events == [] and cache.seen == []
+
+
+def client_request(prompt: str) -> Any:
+    from asyncllm import build_request
+
+    return build_request(prompt, {})
+
+
+async def test_a_broken_stream_caught_inside_the_block_is_reported_as_its_error() -> None:
+    rec = Recorder()
+    provider = FakeProvider(
+        "p",
+        model="m1",
+        replies=[FakeReply(tokens=("a", "b", "c"), error=OSError("cut"), fail_after=1)],
+    )
+    async with Client(provider, observers=[rec], log=False) as client, client.stream("hi") as s:
+        with pytest.raises(StreamBroken):
+            async for _ in s:
+                pass
+    assert rec.finished() == {s.request_id: ["StreamBroken"]}
+
+
+async def test_a_stream_read_to_its_end_is_a_success_whatever_the_block_does_after() -> None:
+    rec = Recorder()
+    async with Client(FakeProvider("p", model="m1"), observers=[rec], log=False) as client:
+        with pytest.raises(KeyError):
+            async with client.stream("hi") as s:
+                async for _ in s:
+                    pass
+                raise KeyError("the caller's own error")
+    assert rec.finished() == {s.request_id: ["ok"]}
+
+
+def test_retry_and_hedge_tokens_are_an_allowance_and_the_old_names_still_work() -> None:
+    assert Hedge(allowance=0.2).allowance == 0.2
+    assert RetryPolicy(allowance_burst=3).allowance_burst == 3
+    with pytest.warns(DeprecationWarning, match=r"Hedge\(allowance=\.\.\.\)"):
+        hedge = Hedge(budget=0.2)
+    assert hedge.allowance == 0.2 and hedge == Hedge(allowance=0.2)
+    with pytest.warns(DeprecationWarning, match="allowance_burst"):
+        retry = RetryPolicy(budget_burst=3, allowance_ratio=0.5)
+    assert (retry.allowance_burst, retry.allowance_ratio) == (3, 0.5)
+    with pytest.raises(ConfigurationError, match="allowance"):
+        Hedge(allowance=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Hedge()
+        RetryPolicy()  # the new names warn about nothing
+
+
+async def test_statistics_name_the_allowances_and_keep_the_old_keys_as_aliases() -> None:
+    async with Client(FakeProvider("p", model="m1"), strategy=Hedge(delay=1), log=False) as client:
+        await client.complete("hi")
+        stats = client.statistics()
+    assert stats["retry_allowance"]["capacity"] == RetryPolicy().allowance_burst
+    assert list(stats["hedge_allowance"]) == ["0.05/10"]
+    assert stats["retry_budget"] is stats["retry_allowance"]
+    assert stats["hedge_budget"] is stats["hedge_allowance"]
