@@ -119,7 +119,10 @@ class Limiter(Protocol):
         per model.
 
         Cancelled while waiting: takes nothing. Leaving the context gives back the
-        concurrency slot and unused tokens.
+        concurrency slot and unused tokens; the orchestrator leaves it shielded from
+        cancellation. A context manager whose class sets ``sync_exit = True`` declares
+        that its ``__aexit__`` never suspends (nothing can interrupt it), which spares the
+        shield scope; leave it unset when leaving may wait (a network call).
         """
         ...
 
@@ -150,7 +153,12 @@ class Budget(Protocol):
     def reserve(
         self, request: ChatRequest, *, provider: str, kind: str, model: str, local: bool
     ) -> AbstractAsyncContextManager[Reservation]:
-        """Reserve the attempt's worst-case cost or raise ``BudgetExceeded``."""
+        """Reserve the attempt's worst-case cost or raise ``BudgetExceeded``.
+
+        Leaving the context books what was settled; the orchestrator leaves it shielded
+        from cancellation (``sync_exit = True`` on the context manager's class: see
+        :meth:`Limiter.acquire`).
+        """
         ...
 
 
@@ -316,6 +324,7 @@ class Observer(Protocol):
 
 
 class _NoPermit:
+    sync_exit = True  # __aexit__ never suspends: released without a shield scope
     __slots__ = ()
 
     def settle(self, usage: Usage | None) -> None:
@@ -348,6 +357,7 @@ class NoLimiter:
 
 
 class _NoReservation:
+    sync_exit = True  # __aexit__ never suspends: released without a shield scope
     __slots__ = ()
 
     def settle(self, cost_usd: float | None) -> None:

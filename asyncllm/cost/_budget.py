@@ -345,6 +345,9 @@ class ReservationBase:
 class _MemoryReservation(ReservationBase):
     """The context manager :meth:`MemoryBudget.reserve` returns."""
 
+    #: ``__aexit__`` never suspends (the orchestrator needs no shield scope to release it).
+    sync_exit = True
+
     __slots__ = ("_buckets", "_budget")
 
     def __init__(self, budget: MemoryBudget, args: tuple[ChatRequest, str, str, str, bool]):

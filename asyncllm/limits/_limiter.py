@@ -50,6 +50,9 @@ class RatePermit:
         waited: Seconds spent waiting for admission.
     """
 
+    #: ``__aexit__`` never suspends (the orchestrator needs no shield scope to release it).
+    sync_exit = True
+
     __slots__ = ("_entered", "_lane", "_used", "model", "tokens", "waited")
 
     def __init__(self, lane: Lane, tokens: int, model: str) -> None:

@@ -105,7 +105,7 @@ async def complete_attempt(
 
     ``leg``/``events`` are given by concurrent strategies (see :class:`LegEvents`): the hedge
     timer starts at admission, not while the attempt queues in the limiter. Strategies call
-    :func:`~._complete.run_attempt`, which picks this or a consumed stream.
+    :func:`~._complete.attempt_for`, which picks this or a consumed stream.
     """
     rt = call.rt
     slot = rt.slots[index]

@@ -13,33 +13,35 @@ Kept apart from both pipelines so neither imports the other.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
-from ._admission import LegEvents
 from ._attempt import complete_attempt
 from ._stream import complete_via_stream
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from .._hooks import AttemptRole
     from .._types import Response
+    from ._admission import LegEvents
     from ._runtime import Call, Leg
 
-__all__ = ["run_attempt"]
+__all__ = ["AttemptFn", "attempt_for"]
+
+#: One attempt of a ``complete`` call: ``(call, index, role, number, leg, events)``.
+AttemptFn: TypeAlias = (
+    "Callable[[Call, int, AttemptRole, int, Leg | None, LegEvents | None], Awaitable[Response]]"
+)
 
 
-async def run_attempt(
-    call: Call,
-    index: int,
-    role: AttemptRole,
-    number: int,
-    leg: Leg | None = None,
-    events: LegEvents | None = None,
-) -> Response:
-    """Run one attempt of a ``complete`` call on slot ``index``; return its response.
+def attempt_for(call: Call) -> AttemptFn:
+    """How each attempt of ``call`` (a ``complete`` call) runs: the provider's
+    non-streaming call, or, with a first-token timeout, a consumed stream. Chosen once per
+    call (strategies call what this returns for every attempt, without a dispatch frame).
 
     ``leg``/``events`` are given by concurrent strategies (see
     :class:`~._admission.LegEvents`).
     """
     if call.first_token_timeout is not None:
-        return await complete_via_stream(call, index, role, number, leg, events)
-    return await complete_attempt(call, index, role, number, leg, events)
+        return complete_via_stream
+    return complete_attempt

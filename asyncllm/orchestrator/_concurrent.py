@@ -36,7 +36,7 @@ import anyio
 
 from .._exceptions import BudgetExceeded
 from .._hooks import AttemptRole
-from ._complete import run_attempt
+from ._complete import attempt_for
 from ._policy import Hedge, Race
 from ._retry import fails_over
 from ._runtime import Leg
@@ -80,6 +80,7 @@ class Engine:
     ) -> None:
         self.call = call
         self.sink = sink
+        self.attempt = attempt_for(call)
         rt = call.rt
         n = len(rt.slots)
         self.busy = [0] * n
@@ -292,7 +293,7 @@ class Engine:
                 if leg.wait > 0:
                     await anyio.sleep(leg.wait)
                 try:
-                    await run_attempt(self.call, leg.index, leg.role, leg.number, leg, self)
+                    await self.attempt(self.call, leg.index, leg.role, leg.number, leg, self)
                 except Exception as exc:
                     self._post(leg, "error", exc)
         finally:

@@ -14,7 +14,7 @@ import anyio
 
 from .._exceptions import DeadlineExceeded
 from .._hooks import AttemptRole
-from ._complete import run_attempt
+from ._complete import attempt_for
 from ._retry import fails_over
 from ._stream import StreamAttempt
 
@@ -37,11 +37,12 @@ async def pause(call: Call, seconds: float) -> None:
 
 async def complete_fallback(call: Call) -> Response:
     """Run ``call`` with the fallback strategy."""
+    attempt = attempt_for(call)
     index, role = 0, _PRIMARY
     number = call.begin(0)
     while True:
         try:
-            return await run_attempt(call, index, role, number)
+            return await attempt(call, index, role, number, None, None)
         except Exception as exc:
             if not fails_over(exc):
                 raise

@@ -329,7 +329,7 @@ class StreamAttempt:
             if scm is not None:
                 await scm.__aexit__(None, None, None)
             # Then the permit and the reservation (settled first unless booked).
-            await self._admission.release(billed_unknown=billed_unknown, shielded=True)
+            await self._admission.give_back(billed_unknown)
 
     def _book(self, exc: BaseException) -> None:
         attempt_failed(

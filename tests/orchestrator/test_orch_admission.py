@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 from _orchfakes import FixedPricing, RecordingBudget, RecordingLimiter
 
@@ -82,3 +83,76 @@ async def test_a_refused_reservation_takes_no_permit() -> None:
                 async for _ in s:
                     pass
     assert limiter.events == [] and budget.open == 0
+
+
+class SlowExitLimiter:
+    """A limiter whose permit waits on leaving (like a network round trip)."""
+
+    def __init__(self) -> None:
+        self.released = 0
+
+    def acquire(self, tokens: int, *, model: str) -> Any:
+        return _SlowPermit(self)
+
+    def observe(self, info: Any, *, model: str) -> None:
+        pass
+
+    def pause(self, seconds: float, *, model: str) -> None:
+        pass
+
+    def statistics(self) -> dict[str, Any]:
+        return {}
+
+
+class _SlowPermit:
+    def __init__(self, limiter: SlowExitLimiter) -> None:
+        self.limiter = limiter
+
+    def settle(self, usage: Any) -> None:
+        pass
+
+    async def __aenter__(self) -> _SlowPermit:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await anyio.sleep(1.0)  # a cancellation here would lose the release
+        self.limiter.released += 1
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
+async def test_a_release_that_waits_is_shielded_from_cancellation(stream: bool) -> None:
+    limiter = SlowExitLimiter()
+    provider = FakeProvider("a", replies=[FakeReply(tokens=("a",))])
+    async with Client(provider, limits={"a": limiter}, log=False) as client:
+        with anyio.move_on_after(0.5) as scope:  # fires while the permit is being released
+            if stream:
+                async with client.stream("hi") as s:
+                    async for _ in s:
+                        pass
+            else:
+                await client.complete("hi")
+        assert scope.cancel_called  # the deadline came while the permit was being released
+        assert limiter.released == 1  # ...and the release ran to its end all the same
+
+
+async def test_in_process_permits_and_reservations_declare_an_exit_that_never_suspends() -> None:
+    from asyncllm import MemoryBudget, RateLimiter
+    from asyncllm._build import build_request
+    from asyncllm.abc import NoBudget, NoLimiter
+
+    request = build_request("hi", {})
+    cms = [
+        RateLimiter(rpm=10).acquire(1, model="m"),
+        NoLimiter().acquire(1, model="m"),
+        MemoryBudget(1000.0, pricing=FixedPricing()).reserve(
+            request, provider="a", kind="fake", model="m", local=False
+        ),
+        NoBudget().reserve(request, provider="a", kind="fake", model="m", local=False),
+    ]
+    for cm in cms:
+        assert type(cm).sync_exit is True
+        await cm.__aenter__()
+        # ...and it is true: driven by hand, the exit finishes at its first step.
+        coro = cm.__aexit__(None, None, None)
+        with pytest.raises(StopIteration):
+            coro.send(None)
