@@ -13,10 +13,13 @@ immutable-enough copies, so a hit costs no decoding.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from aiocache import SimpleMemoryCache
+from aiocache.serializers import NullSerializer
 
 __all__ = ["MemoryBackend"]
 
@@ -44,6 +47,26 @@ class MemoryBackend(SimpleMemoryCache):  # type: ignore[misc]
 
     def __len__(self) -> int:
         return len(self._cache)
+
+    def reader(self) -> Callable[[str], Any] | None:
+        """A synchronous ``get`` (what aiocache's ``get`` returns, without its decorator
+        chain: a hit is a dict lookup), or ``None`` when this backend is configured so
+        that ``get`` would do more (plugins, a serializer, ``AIOCACHE_DISABLE=1``)."""
+        if (
+            self.plugins
+            or type(self.serializer) is not NullSerializer
+            or os.getenv("AIOCACHE_DISABLE") == "1"
+        ):
+            return None
+        return self.get_now
+
+    def get_now(self, key: str) -> Any:
+        """The value stored under ``key`` (in this backend's namespace), or ``None``."""
+        ns_key = self.build_key(key)
+        value = self._cache.get(ns_key)
+        if value is not None:
+            self._cache.move_to_end(ns_key)
+        return value
 
     async def _get(self, key: str, encoding: str | None = "utf-8", _conn: Any = None) -> Any:
         value = self._cache.get(key)

@@ -88,12 +88,15 @@ class Store:
         stats: Where to count stores, corrupt entries and backend errors.
     """
 
-    __slots__ = ("_recent", "_seq", "_stats", "backend", "op_timeout", "outage")
+    __slots__ = ("_read_now", "_recent", "_seq", "_stats", "backend", "op_timeout", "outage")
 
     def __init__(self, backend: BaseCache, op_timeout: float | None, stats: CacheStats) -> None:
         check_backend(backend)
         self.backend = backend
         self.op_timeout = None if isinstance(backend, SimpleMemoryBackend) else op_timeout
+        # asyncllm's own memory backend reads synchronously (a hit costs a dict lookup).
+        reader = getattr(backend, "reader", None)
+        self._read_now = reader() if callable(reader) else None
         self._stats = stats
         self._recent: OrderedDict[str, tuple[int, Response]] = OrderedDict()
         self._seq = 0
@@ -106,6 +109,9 @@ class Store:
 
     async def read(self, key: str) -> Response | None:
         """The stored response, or ``None`` (missing, corrupt, backend down or slow)."""
+        read_now = self._read_now
+        if read_now is not None:
+            return self._checked(key, read_now(key))
         outage = self.outage
         if not outage.available():
             self._stats.backend_bypassed += 1
@@ -128,6 +134,9 @@ class Store:
             outage.abandon()
             raise
         outage.ok()
+        return self._checked(key, value)
+
+    def _checked(self, key: str, value: object) -> Response | None:
         if value is None:
             return None
         if not isinstance(value, Response) or value.finish_reason is None:

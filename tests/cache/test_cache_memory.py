@@ -108,3 +108,27 @@ async def test_a_json_memory_backend_round_trips_responses() -> None:
         hit = await cache.complete(r, ROUTE, caller(provider, r))
     assert hit.cached and hit.text == first.text and hit.chunks == first.chunks
     assert len(provider.calls) == 1
+
+
+async def test_the_synchronous_read_returns_what_get_returns() -> None:
+    backend = MemoryBackend(max_entries=2, namespace="ns:")
+    read = backend.reader()
+    assert read is not None
+    await backend.set("a", "A")
+    await backend.set("b", "B")
+    assert read("a") == await backend.get("a") == "A"
+    assert read("missing") is None and await backend.get("missing") is None
+    await backend.set("c", "C")  # "b" was least recently read: evicted, as with get
+    assert read("b") is None and read("a") == "A"
+
+
+async def test_a_backend_whose_get_does_more_has_no_synchronous_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiocache.plugins import HitMissRatioPlugin
+    from aiocache.serializers import JsonSerializer
+
+    assert MemoryBackend(plugins=[HitMissRatioPlugin()]).reader() is None
+    assert MemoryBackend(serializer=JsonSerializer()).reader() is None
+    monkeypatch.setenv("AIOCACHE_DISABLE", "1")
+    assert MemoryBackend().reader() is None
