@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._hooks import RequestInfo
-from .orchestrator._context import bind_request_id, unbind_request_id
+from .orchestrator import bind_request_id, unbind_request_id
 
 if TYPE_CHECKING:
     from ._types import Response
-    from .orchestrator._runtime import Call
+    from .orchestrator import Call
 
 __all__ = ["Bracket"]
 

@@ -84,9 +84,9 @@ def _checked(params: Mapping[str, Any]) -> dict[str, Any]:
         # A pydantic model given straight to a request (Client.complete also validates the
         # answer; here it only becomes the strict JSON schema it stands for). pydantic is
         # imported only when a typed value is passed.
-        from .tools._structured import _format_for
+        from .tools import cached_response_format
 
-        p["response_format"] = _format_for(fmt)
+        p["response_format"] = cached_response_format(fmt)
     elif fmt is not None and not isinstance(fmt, Mapping):
         raise InvalidRequestError(
             f"response_format must be a dict or a pydantic model class, got {type(fmt).__name__}"
@@ -98,7 +98,7 @@ def _checked(params: Mapping[str, Any]) -> dict[str, Any]:
         if all(isinstance(t, Mapping) for t in tools):
             p["tools"] = tuple(tools)
         else:
-            from .tools._tool import as_spec
+            from .tools import as_spec
 
             p["tools"] = tuple(as_spec(t, i) for i, t in enumerate(tools))
     for k in ("system", "model"):

@@ -49,18 +49,20 @@ from ._pipeline import Pipeline
 from ._timeout import Timeout
 from ._typed import split_typed
 from ._types import ChatRequest, Message, Response
-from .orchestrator._fanout import FanOut
-from .orchestrator._policy import (
+from .orchestrator import (
     BreakerPolicy,
+    FanOut,
+    ProviderSlot,
     RetryPolicy,
+    Runtime,
     Strategy,
     StrategyLike,
+    breaker_for,
     coerce_strategy,
+    loop_time,
 )
-from .orchestrator._runtime import ProviderSlot, Runtime, breaker_for, loop_time
 from .providers import HttpResources, Provider, resolve
-from .quality._accept import Accept, coerce_accept
-from .quality._feedback import RequestLedger, build_feedback
+from .quality import Accept, RequestLedger, build_feedback, coerce_accept
 from .telemetry import CompositeObserver, LoggingObserver, MetricsObserver
 
 __all__ = ["Client", "ClientStream"]
@@ -390,7 +392,7 @@ class Client:
                     await invalidate(request, self.route(request))
                 if attempt > output_retries:
                     raise
-                from .tools._structured import retry_prompt
+                from .tools import retry_prompt
 
                 # Show the model what it wrote and why it was rejected; the rejected answer
                 # was paid for and is counted like any other.

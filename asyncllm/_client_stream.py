@@ -4,7 +4,7 @@ It sits beside the client and knows only the client's :class:`~._pipeline.Pipeli
 entering it makes the request's :class:`~.orchestrator._runtime.Call` and opens its
 :class:`~._bracket.Bracket` (the observers hear of every stream once, whoever answers it),
 then opens the stream through the response cache when there is one, else straight through
-the strategy (:func:`~.orchestrator._request.strategy_stream`), and hands out the iterator
+the strategy (:func:`~.orchestrator._strategy.strategy_stream`), and hands out the iterator
 that assembles the response. The bracket is closed when the block is left.
 
 The acceptance predicates judge a replayed answer before its first chunk (a rejected one is
@@ -21,18 +21,17 @@ from typing import TYPE_CHECKING, Any, Self
 from ._bracket import Bracket
 from ._exceptions import AnswerRejected
 from ._hooks import CacheMode
-from .orchestrator._request import strategy_stream
+from .orchestrator import strategy_stream
 from .providers import StreamAccumulator
-from .quality._accept import judge
+from .quality import judge
 
 if TYPE_CHECKING:
     from ._pipeline import Pipeline
     from ._timeout import Timeout
     from ._typed import Typed
     from ._types import ChatRequest, Chunk, Response
-    from .orchestrator._policy import Strategy
-    from .orchestrator._runtime import Call
-    from .quality._accept import Checks
+    from .orchestrator import Call, Strategy
+    from .quality import Checks
 
 __all__ = ["ClientStream"]
 

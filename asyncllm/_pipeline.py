@@ -7,7 +7,7 @@ mode) and hands the request to its :class:`Pipeline`, which runs, downward only:
       Call: id, models (resolved once), deadline      orchestrator/_runtime.py
       Bracket: id bound, observers told once          asyncllm/_bracket.py
       -> cache: a hit answers here; a miss calls the next stage     asyncllm/cache/
-      -> strategy: fallback | race | hedge, retries, deadline  orchestrator/_request.py
+      -> strategy: fallback | race | hedge, retries, deadline  orchestrator/_strategy.py
       -> one attempt: Admission (breaker, budget, limiter),
          provider, price, book, release      orchestrator/_attempt.py, _stream.py
 
@@ -30,18 +30,16 @@ import anyio
 
 from ._bracket import Bracket
 from ._exceptions import AnswerRejected
-from .orchestrator._request import deadline_error, run_strategy
-from .orchestrator._runtime import Call
-from .quality._accept import judge
+from .orchestrator import Call, deadline_error, run_strategy
+from .quality import judge
 
 if TYPE_CHECKING:
     from ._hooks import Cache, CacheMode, Route
     from ._timeout import Timeout
     from ._types import ChatRequest, Response
-    from .orchestrator._policy import Strategy
-    from .orchestrator._runtime import Runtime
+    from .orchestrator import Runtime, Strategy
     from .providers import HttpResources, Provider
-    from .quality._accept import Checks
+    from .quality import Checks
 
 __all__ = ["Pipeline"]
 

@@ -47,7 +47,7 @@ class Typed:
         if self.tools and out.tool_calls:
             out.tool_calls = tuple(self._check(c) for c in out.tool_calls)
         if self.output is not None and not out.tool_calls:
-            from .tools._structured import parse_output
+            from .tools import parse_output
 
             out.parsed = parse_output(self.output, out, attempts=attempts)
         return out
@@ -93,18 +93,18 @@ def split_typed(params: Mapping[str, Any]) -> tuple[dict[str, Any], Typed | None
     out = dict(params)
     typed = Typed()
     if _is_model_class(fmt):
-        from .tools._structured import _format_for
+        from .tools import cached_response_format
 
         typed.output = fmt
         # Shared, read-only: built once per model (nothing below mutates request values).
-        out["response_format"] = _format_for(fmt)
+        out["response_format"] = cached_response_format(fmt)
     choice = params.get("tool_choice")
     if callable(getattr(choice, "to_spec", None)):
         # A Tool as tool_choice: force a call of that tool.
         out["tool_choice"] = {"type": "function", "function": {"name": choice.name}}  # type: ignore[union-attr]
     if typed_tools:
         assert tools is not None
-        from .tools._tool import Tool
+        from .tools import Tool
 
         # A Tool is used as is; a plain function becomes one (once per function).
         as_tools = {id(t): t if isinstance(t, Tool) else _as_tool(t) for t in typed_tools}
@@ -125,14 +125,14 @@ def _as_tool(fn: Any) -> Any:
     except TypeError as exc:
         if "unhashable" not in str(exc):
             raise
-    from .tools._tool import Tool
+    from .tools import Tool
 
     return Tool.from_function(fn)
 
 
 @functools.lru_cache(maxsize=512)
 def _tool_for(fn: Any) -> Any:
-    from .tools._tool import Tool
+    from .tools import Tool
 
     return Tool.from_function(fn)
 

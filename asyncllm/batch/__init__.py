@@ -58,6 +58,27 @@ from ._record import (
 from ._runner import BatchOptions, run_batch
 from ._scan import InputScan, scan_input
 
+# Seams for the rooms that build on the batch runner (asyncllm/cli, asyncllm/ray): a
+# sibling enters a room through its package face only (the import-linter contract in
+# pyproject.toml). Not in ``__all__``: not part of the user API, no stability promise.
+# isort: off
+from ._output import Appender as Appender, prepare_output as prepare_output
+from ._progress import CURRENT as CURRENT, Tally as Tally
+from ._record import error_code as error_code, is_budget_refusal as is_budget_refusal
+from ._scan import read_lines as read_lines
+# isort: on
+
+#: The seams above, by name (not in ``__all__``; ``tests/test_architecture.py`` checks both).
+__seams__ = (
+    "Appender",
+    "CURRENT",
+    "Tally",
+    "error_code",
+    "is_budget_refusal",
+    "prepare_output",
+    "read_lines",
+)
+
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_BUDGET",

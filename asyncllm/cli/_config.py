@@ -5,6 +5,6 @@ Kept as an import path for existing code; ``docs/batch.md`` documents every key.
 
 from __future__ import annotations
 
-from ..batch._config import RunConfig, build_client, load_config, parse_config
+from ..batch import RunConfig, build_client, load_config, parse_config
 
 __all__ = ["RunConfig", "build_client", "load_config", "parse_config"]

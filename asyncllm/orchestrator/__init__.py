@@ -21,6 +21,43 @@ from ._latency import LatencyWindow
 from ._policy import BreakerPolicy, Fallback, Hedge, Race, RetryPolicy, Strategy
 from ._token_bucket import TokenBucket
 
+# Seams for the client layer that composes this room (asyncllm/_client.py, _pipeline.py,
+# _client_stream.py, _bracket.py): a sibling enters a room through its package face only
+# (the import-linter contract in pyproject.toml). Listed in ``__seams__``, not in
+# ``__all__``: not part of the user API, no stability promise.
+# isort: off
+from ._context import bind_request_id as bind_request_id, unbind_request_id as unbind_request_id
+from ._policy import StrategyLike as StrategyLike, coerce_strategy as coerce_strategy
+from ._runtime import (
+    Call as Call,
+    ProviderSlot as ProviderSlot,
+    Runtime as Runtime,
+    breaker_for as breaker_for,
+    loop_time as loop_time,
+)
+from ._strategy import (
+    deadline_error as deadline_error,
+    run_strategy as run_strategy,
+    strategy_stream as strategy_stream,
+)
+# isort: on
+
+#: The seams above, by name (not in ``__all__``; ``tests/test_architecture.py`` checks both).
+__seams__ = (
+    "Call",
+    "ProviderSlot",
+    "Runtime",
+    "StrategyLike",
+    "bind_request_id",
+    "breaker_for",
+    "coerce_strategy",
+    "deadline_error",
+    "loop_time",
+    "run_strategy",
+    "strategy_stream",
+    "unbind_request_id",
+)
+
 __all__ = [
     "BreakerPolicy",
     "CircuitBreaker",

@@ -6,7 +6,7 @@ Every attempt, whatever its role (primary, retry, hedge, fallback, race), goes t
         -> pricing.cost -> Admission.book(usage, cost) -> Admission.release
 
 with the observer told at the start and the end. The admission (``_admission.py``) is the
-one seam streamed attempts (``_stream.py``) use too: released in this task, in reverse,
+one seam streamed attempts (``_stream_attempt.py``) use too: released in this task, in reverse,
 shielded, on every path including cancellation; on failure it settles "nothing used" when
 the provider surely generated nothing (an error status at open) and "unknown" otherwise.
 """
@@ -27,8 +27,7 @@ from .._exceptions import (
 )
 from .._hooks import AttemptInfo, AttemptRole
 from .._types import Response, Usage, output_cap
-from ..quality._accept import judge
-from ..quality._signals import assess
+from ..quality import assess, judge
 from ._admission import ZERO_USAGE, Admission, LegEvents
 from ._retry import not_billed, trips_breaker
 

@@ -2,7 +2,7 @@
 
 A complete answer normally comes from the provider's non-streaming call
 (:func:`~._attempt.complete_attempt`). With ``first_token_timeout`` set, it is built by
-consuming a stream instead (:func:`~._stream.complete_via_stream`): only a stream shows when
+consuming a stream instead (:func:`~._stream_attempt.complete_via_stream`): only a stream shows when
 the first token arrives, so only a stream can enforce that limit. The caller still gets one
 :class:`~asyncllm.Response`, priced, settled and reported exactly as a non-streamed one; the
 provider sees a streamed request. ``docs/orchestrator.md`` says so, and
@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypeAlias
 
 from ._attempt import complete_attempt
-from ._stream import complete_via_stream
+from ._stream_attempt import complete_via_stream
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -16,7 +16,7 @@ from .._exceptions import DeadlineExceeded
 from .._hooks import AttemptRole
 from ._complete import attempt_for
 from ._retry import fails_over
-from ._stream import StreamAttempt
+from ._stream_attempt import StreamAttempt
 
 if TYPE_CHECKING:
     from .._types import Response

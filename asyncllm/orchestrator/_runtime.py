@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .._timeout import Timeout
     from .._types import ChatRequest
     from ..providers import Provider
-    from ..quality._accept import Checks
+    from ..quality import Checks
     from ._policy import BreakerPolicy, Hedge, RetryPolicy
 
 __all__ = [

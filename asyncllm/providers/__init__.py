@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError as _ConfigurationError
 from .._lazy import lazy_exports as _lazy_exports
 from ._base import BaseProvider, Provider, ProviderStream, StreamAccumulator
 from ._http import HttpResources
@@ -71,14 +71,14 @@ def available_kinds() -> list[str]:
 def register(kind: str, factory: str | Callable[..., Provider]) -> None:
     """Register a driver kind: a ``factory(*, name, model, **options)`` or its import path."""
     if ":" in kind or not kind:
-        raise ConfigurationError(f"invalid provider kind {kind!r}")
+        raise _ConfigurationError(f"invalid provider kind {kind!r}")
     _REGISTRY[kind] = factory
 
 
 def _factory(kind: str) -> Callable[..., Provider]:
     entry = _REGISTRY.get(kind)
     if entry is None:
-        raise ConfigurationError(
+        raise _ConfigurationError(
             f"unknown provider {kind!r}; known: {', '.join(available_kinds())}"
         )
     if isinstance(entry, str):
@@ -103,7 +103,7 @@ def resolve(spec: str | Provider, *, name: str | None = None, **options: Any) ->
     """
     if not isinstance(spec, str):
         if options or name:
-            raise ConfigurationError("options and name apply to string specs only")
+            raise _ConfigurationError("options and name apply to string specs only")
         return spec
     kind, _, model = spec.partition(":")
     return _factory(kind)(name=name or kind, model=model or None, **options)

@@ -33,6 +33,24 @@ from ._accept import (
 from ._signals import FINISH_CATEGORIES, FinishCategory, Quality, assess, finish_category
 from ._summary import format_quality_summary, quality_summary
 
+# Seams for the client layer and the orchestrator (asyncllm/_client.py, _pipeline.py,
+# _client_stream.py, orchestrator/): a sibling enters a room through its package face
+# only (the import-linter contract in pyproject.toml). Not in ``__all__``: not part of
+# the user API, no stability promise.
+# isort: off
+from ._accept import Checks as Checks, coerce_accept as coerce_accept, judge as judge
+from ._feedback import RequestLedger as RequestLedger, build_feedback as build_feedback
+# isort: on
+
+#: The seams above, by name (not in ``__all__``; ``tests/test_architecture.py`` checks both).
+__seams__ = (
+    "Checks",
+    "RequestLedger",
+    "build_feedback",
+    "coerce_accept",
+    "judge",
+)
+
 __all__ = [
     "FINISH_CATEGORIES",
     "Accept",

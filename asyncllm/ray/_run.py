@@ -27,12 +27,13 @@ from ..batch import (
     EXIT_DONE,
     EXIT_ERRORS,
     EXIT_INTERRUPTED,
+    Appender,
     load_config,
     parse_line,
+    prepare_output,
+    read_lines,
     scan_input,
 )
-from ..batch._output import Appender, prepare_output
-from ..batch._scan import read_lines
 from ._shared import check_shared, prepare_config
 from ._stage import BUDGET_REFUSED, LIMITER_UNAVAILABLE, process
 

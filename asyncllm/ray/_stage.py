@@ -27,14 +27,19 @@ import anyio
 import orjson
 
 from .._exceptions import ConfigurationError, LimiterUnavailable
-from ..batch import BatchItem, LineError, load_config, parse_line
-from ..batch._config import build_client
-from ..batch._progress import CURRENT, BatchObserver, Tally
-from ..batch._record import (
+from ..batch import (
+    CURRENT,
+    BatchItem,
+    BatchObserver,
+    LineError,
+    Tally,
+    build_client,
     error_code,
     error_record,
     is_budget_refusal,
     line_error_record,
+    load_config,
+    parse_line,
     success_record,
 )
 from ._shared import check_shared, prepare_config

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError, redact
 from .._logging import get_logger
-from ..quality._accept import reason_code
+from ..quality import reason_code
 from ._metrics import error_type
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
     from .._hooks import AttemptInfo, FeedbackInfo, RequestInfo
     from .._types import ChatRequest, Response, Usage
-    from ..quality._signals import Quality
+    from ..quality import Quality
 
 __all__ = ["OTelObserver"]
 

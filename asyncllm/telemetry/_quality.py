@@ -12,13 +12,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..quality._accept import reason_code
-from ..quality._signals import FINISH_CATEGORIES
+from ..quality import FINISH_CATEGORIES, reason_code
 from ._histogram import LogHistogram
 
 if TYPE_CHECKING:
     from .._hooks import FeedbackInfo
-    from ..quality._signals import Quality
+    from ..quality import Quality
 
 __all__ = ["FeedbackCounts", "QualityCounts"]
 

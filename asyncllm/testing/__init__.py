@@ -8,7 +8,7 @@ builds a :class:`FakeProvider` (the drivers in ``providers/`` know nothing of te
 
 from __future__ import annotations
 
-from ..providers import register
+from ..providers import register as _register
 from ._fake import FakeProvider, FakeReply
 from ._latency import Constant, Latency, LatencyLike, Mixture, heavy_tail
 from ._sim_faults import Fault
@@ -16,7 +16,7 @@ from ._sim_script import Turn
 from ._sim_stats import RecordedRequest, SimulatorStats
 from ._simulator import Simulator
 
-register("fake", FakeProvider)
+_register("fake", FakeProvider)
 
 __all__ = [
     "Constant",

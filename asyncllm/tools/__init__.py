@@ -29,6 +29,24 @@ from ._schema import strict_schema
 from ._structured import parse_output, response_format_for
 from ._tool import Tool, tool
 
+# Seams for the client layer (asyncllm/_client.py, _build.py, _typed.py): a sibling
+# enters a room through its package face only (the import-linter contract in
+# pyproject.toml). Not in ``__all__``: not part of the user API, no stability promise.
+# isort: off
+from ._structured import (
+    cached_response_format as cached_response_format,
+    retry_prompt as retry_prompt,
+)
+from ._tool import as_spec as as_spec
+# isort: on
+
+#: The seams above, by name (not in ``__all__``; ``tests/test_architecture.py`` checks both).
+__seams__ = (
+    "as_spec",
+    "cached_response_format",
+    "retry_prompt",
+)
+
 __all__ = [
     "DEFAULT_TOOL_TIMEOUT",
     "AgentRun",

@@ -13,7 +13,7 @@ from .._types import Response
 from ._schema import strict_schema
 from ._tool import _copy, validation_text
 
-__all__ = ["parse_output", "response_format_for", "retry_prompt"]
+__all__ = ["cached_response_format", "parse_output", "response_format_for", "retry_prompt"]
 
 _NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -27,12 +27,12 @@ def response_format_for(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     model's JSON schema (:func:`~asyncllm.tools.strict_schema`), and, being part of the
     request, part of the cache key.
     """
-    fmt: dict[str, Any] = _copy(_format_for(model))
+    fmt: dict[str, Any] = _copy(cached_response_format(model))
     return fmt
 
 
 @functools.lru_cache(maxsize=256)
-def _format_for(model: type[pydantic.BaseModel]) -> dict[str, Any]:
+def cached_response_format(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     # Generating a model's JSON schema costs far more than copying it: once per model.
     schema = strict_schema(model.model_json_schema())
     name = _NAME.sub("_", model.__name__)[:64] or "output"

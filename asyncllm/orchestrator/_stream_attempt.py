@@ -29,7 +29,7 @@ import anyio
 from .._exceptions import StreamBroken
 from .._hooks import AttemptRole
 from ..providers import StreamAccumulator
-from ..quality._signals import assess
+from ..quality import assess
 from ._admission import Admission, LegEvents
 from ._attempt import (
     attempt_failed,

@@ -22,7 +22,7 @@ small queue (admitted / won / error); the loop:
   never waits for it; whichever ends first cancels the other).
 
 For streams the winning leg keeps running after it wins: it pumps its chunks into the
-consumer's memory stream (see :class:`ConcurrentStream` in ``_stream_race.py``).
+consumer's memory stream (see :class:`ConcurrentStream` in ``_concurrent_stream.py``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from ._complete import attempt_for
 from ._policy import Hedge, Race
 from ._retry import fails_over
 from ._runtime import Leg
-from ._stream import StreamAttempt
+from ._stream_attempt import StreamAttempt
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup

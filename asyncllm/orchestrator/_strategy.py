@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .._exceptions import DeadlineExceeded
-from ._concurrent import Engine
+from ._concurrent_stream import ConcurrentStream
+from ._engine import Engine
 from ._fallback import SequentialStream, complete_fallback
 from ._policy import Fallback, Hedge
-from ._stream_race import ConcurrentStream
 
 if TYPE_CHECKING:
     from .._types import Response

@@ -20,7 +20,7 @@ import anyio
 
 from .._exceptions import DeadlineExceeded, StreamBroken
 from .._types import Chunk
-from ._concurrent import COMMITTED, End, Engine
+from ._engine import COMMITTED, End, Engine
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
