@@ -8,7 +8,8 @@ entered in that order and left in reverse (permit, then reservation), in the tas
 entered, shielded from cancellation. A permit or reservation context manager whose class
 sets ``sync_exit = True`` declares that its ``__aexit__`` never suspends (the in-process
 ones: nothing to wait for, so nothing can interrupt them); when both do, the shield scope
-is skipped. (Two context managers held by hand rather than an
+is skipped. The no-op defaults (:class:`~asyncllm.abc.NoBudget`,
+:class:`~asyncllm.abc.NoLimiter`, exactly those classes) take nothing and are not called. (Two context managers held by hand rather than an
 ``AsyncExitStack``: the same order for a fraction of its cost per attempt.)
 
 In between, the attempt books what it used
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 from anyio.lowlevel import checkpoint_if_cancelled
 
+from .._hooks import NoBudget, NoLimiter
 from .._types import Usage
 
 if TYPE_CHECKING:
@@ -104,14 +106,18 @@ class Admission:
         rt = call.rt
         if slot.breaker is not None:
             self.probe = slot.breaker.acquire()
-        rcm = rt.budget.reserve(
-            call.request, provider=slot.name, kind=slot.kind, model=model, local=slot.local
-        )
-        self.reservation = await rcm.__aenter__()
-        self._res_cm = rcm
-        pcm = slot.limiter.acquire(call.tokens, model=model)
-        self.permit = await pcm.__aenter__()
-        self._permit_cm = pcm
+        budget = rt.budget
+        if budget.__class__ is not NoBudget:  # the no-op default takes nothing: skipped
+            rcm = budget.reserve(
+                call.request, provider=slot.name, kind=slot.kind, model=model, local=slot.local
+            )
+            self.reservation = await rcm.__aenter__()
+            self._res_cm = rcm
+        limiter = slot.limiter
+        if limiter.__class__ is not NoLimiter:
+            pcm = limiter.acquire(call.tokens, model=model)
+            self.permit = await pcm.__aenter__()
+            self._permit_cm = pcm
         if events is not None and leg is not None:
             # A leg that lost while it queued is not sent (nor charged).
             await checkpoint_if_cancelled()
@@ -139,7 +145,9 @@ class Admission:
         pcm, rcm = self._permit_cm, self._res_cm
         if pcm is None and rcm is None:
             return
-        if getattr(pcm, "sync_exit", False) and getattr(rcm, "sync_exit", False):
+        if (pcm is None or getattr(pcm, "sync_exit", False)) and (
+            rcm is None or getattr(rcm, "sync_exit", False)
+        ):
             # Neither exit ever suspends, so no cancellation can reach them: no shield
             # scope needed (a few µs, a fifth of the plain path's cost per request).
             await self.give_back(billed_unknown)
