@@ -104,24 +104,25 @@ async def _measure(run: Callable[[int], Awaitable[Any]], n: int) -> float:
     return (time.process_time() - t0) / n * 1e6
 
 
-async def _worker(n: int) -> dict[str, float]:
+async def _worker(n: int, only: str | None = None) -> dict[str, float]:
     from asyncllm import Client, Hedge, ResponseCache
 
     instant = _provider_class()
     out: dict[str, float] = {}
 
-    async with Client([instant("a", model="m")]) as client:
+    if only is None:
+        async with Client([instant("a", model="m")]) as client:
 
-        async def complete(i: int) -> Any:
-            return await client.complete("Say hi", max_tokens=16)
+            async def complete(i: int) -> Any:
+                return await client.complete("Say hi", max_tokens=16)
 
-        async def stream(i: int) -> Any:
-            async with client.stream("Say hi", max_tokens=16) as s:
-                async for _ in s:
-                    pass
+            async def stream(i: int) -> Any:
+                async with client.stream("Say hi", max_tokens=16) as s:
+                    async for _ in s:
+                        pass
 
-        out["complete"] = await _measure(complete, n)
-        out["stream"] = await _measure(stream, n)
+            out["complete"] = await _measure(complete, n)
+            out["stream"] = await _measure(stream, n)
 
     hedge = Hedge(delay=60.0)
     async with Client([instant("a", model="m"), instant("b", model="m")], strategy=hedge) as c2:
@@ -130,6 +131,8 @@ async def _worker(n: int) -> dict[str, float]:
             return await c2.complete("Say hi", max_tokens=16)
 
         out["complete hedge"] = await _measure(hedged, n)
+    if only == "complete hedge":
+        return out
 
     async with Client([instant("a", model="m")], cache=ResponseCache(max_entries=n + 500)) as c3:
 
@@ -151,10 +154,11 @@ async def _worker(n: int) -> dict[str, float]:
     return out
 
 
-def _run_tree(tree: Path, n: int) -> dict[str, float]:
+def _run_tree(tree: Path, n: int, only: str | None) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(tree))
+    extra = ["--only", only] if only else []
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", "-n", str(n)],
+        [sys.executable, str(Path(__file__).resolve()), "--worker", "-n", str(n), *extra],
         env=env,
         capture_output=True,
         text=True,
@@ -172,22 +176,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("-n", type=int, default=3000, help="requests per scenario")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=["complete hedge"], help="run only this scenario")
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_pipeline.json")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
     if args.worker:
-        print(json.dumps(asyncio.run(_worker(args.n))))
+        print(json.dumps(asyncio.run(_worker(args.n, args.only))))
         return
     trees = [p.resolve() for p in args.trees] if args.trees else [HERE.parent]
     runs: dict[Path, list[dict[str, float]]] = {t: [] for t in trees}
     for r in range(args.rounds):
         order = trees if r % 2 == 0 else trees[::-1]
         for t in order:
-            runs[t].append(_run_tree(t, args.n))
+            runs[t].append(_run_tree(t, args.n, args.only))
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
-    med = {t: {s: statistics.median(x[s] for x in runs[t]) for s in SCENARIOS} for t in trees}
-    best = {t: {s: min(x[s] for x in runs[t]) for s in SCENARIOS} for t in trees}
+    scenarios = [args.only] if args.only else list(SCENARIOS)
+    med = {t: {s: statistics.median(x[s] for x in runs[t]) for s in scenarios} for t in trees}
+    best = {t: {s: min(x[s] for x in runs[t]) for s in scenarios} for t in trees}
     # Noise only ever adds CPU time, so the best round is the steadiest estimate of the
     # cost; the median is shown beside it.
     header = f"{'scenario':<22}" + "".join(
@@ -198,7 +204,7 @@ def main() -> None:
     print(f"CPU µs per request, {args.rounds} rounds of {args.n} (best, median)")
     print(header)
     result: dict[str, Any] = {"rounds": args.rounds, "n": args.n, "trees": {}}
-    for s in SCENARIOS:
+    for s in scenarios:
         line = f"{s:<22}" + "".join(f"{best[t][s]:>16.1f}{med[t][s]:>9.1f}" for t in trees)
         if len(trees) == 2:
             old, new = trees
