@@ -255,6 +255,7 @@ async def run_batch(
     options: BatchOptions | None = None,
     progress: Callable[[BatchProgress], object] | None = None,
     stop: anyio.Event | None = None,
+    cancel: anyio.Event | None = None,
 ) -> BatchSummary:
     """Run a batch: every request of ``input`` answered once, one record each in ``output``.
 
@@ -270,7 +271,12 @@ async def run_batch(
         options: See :class:`BatchOptions`.
         progress: Called with a :class:`BatchProgress` at most every
             ``options.progress_interval`` seconds, and once at the end.
-        stop: Set it to stop the batch gracefully (what Ctrl-C does in the CLI).
+        stop: Set it to stop the batch gracefully (what Ctrl-C does in the CLI): no new
+            request starts, in-flight ones get the grace period, then are cancelled.
+        cancel: Set it (after ``stop``, or alone) to cancel the requests in flight at
+            once instead of waiting out the grace period (what a second Ctrl-C does).
+            Either way every record already answered is written and flushed, and the
+            cancelled requests get none, so rerunning the same command sends them.
 
     Returns:
         A :class:`BatchSummary`; its ``exit_code`` is the CLI's.
@@ -333,8 +339,16 @@ async def run_batch(
                 await anyio.sleep(grace)
                 loop_scope.cancel()
 
+            async def watch_cancel() -> None:
+                assert cancel is not None
+                await cancel.wait()  # a second Ctrl-C: no (more) grace
+                run.stopping = run.interrupted = True
+                loop_scope.cancel()
+
             if stop is not None:
                 tg.start_soon(watch)
+            if cancel is not None:
+                tg.start_soon(watch_cancel)
             with loop_scope:
                 fan = FanOut(run.run_one, jobs, concurrency=concurrency, ordered=ordered)
                 async with fan as results:

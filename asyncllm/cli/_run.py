@@ -156,17 +156,26 @@ async def _config(args: argparse.Namespace, stack: AsyncExitStack) -> tuple[RunC
     return config, where
 
 
-async def _watch_signals(stop: anyio.Event, grace: float) -> None:
+async def _watch_signals(stop: anyio.Event, cancel: anyio.Event, grace: float) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for sig in signals:
+            name = signal.Signals(sig).name
             if not stop.is_set():
                 print(
-                    f"\nasyncllm run: {signal.Signals(sig).name}: no new requests; in-flight "
-                    f"ones get up to {grace:g}s to finish, then the output is flushed",
+                    f"\nasyncllm run: {name}: no new requests; in-flight ones get up to "
+                    f"{grace:g}s to finish, then the output is flushed (again to stop now)",
                     file=sys.stderr,
                     flush=True,
                 )
                 stop.set()
+            elif not cancel.is_set():
+                print(
+                    f"\nasyncllm run: {name} again: cancelling the requests in flight; the "
+                    f"answers so far are flushed, rerun the same command to send the rest",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                cancel.set()
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -200,7 +209,7 @@ async def _run(args: argparse.Namespace) -> int:
             grace_period=args.grace,
         )
         grace = args.grace or config.batch.grace_period
-        stop = anyio.Event()
+        stop, cancel = anyio.Event(), anyio.Event()
         display: RichDisplay | LineDisplay
         if args.quiet:
             display = LineDisplay(sys.stderr, float("inf"))
@@ -210,7 +219,7 @@ async def _run(args: argparse.Namespace) -> int:
             display = LineDisplay(sys.stderr, args.progress_interval)
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_watch_signals, stop, grace)
+                tg.start_soon(_watch_signals, stop, cancel, grace)
                 with display:
                     summary = await run_batch(
                         config,
@@ -219,6 +228,7 @@ async def _run(args: argparse.Namespace) -> int:
                         options=options,
                         progress=display.update,
                         stop=stop,
+                        cancel=cancel,
                     )
                 tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:

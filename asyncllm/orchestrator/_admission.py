@@ -9,8 +9,9 @@ entered, shielded from cancellation. A permit or reservation context manager who
 sets ``sync_exit = True`` declares that its ``__aexit__`` never suspends (the in-process
 ones: nothing to wait for, so nothing can interrupt them); when both do, the shield scope
 is skipped. The no-op defaults (:class:`~asyncllm.abc.NoBudget`,
-:class:`~asyncllm.abc.NoLimiter`, exactly those classes) take nothing and are not called. (Two context managers held by hand rather than an
-``AsyncExitStack``: the same order for a fraction of its cost per attempt.)
+:class:`~asyncllm.abc.NoLimiter`, exactly those classes) take nothing and are not
+called. (Two context managers held by hand rather than an ``AsyncExitStack``: the same
+order for a fraction of its cost per attempt.)
 
 In between, the attempt books what it used
 (:meth:`Admission.book`: the real usage to the permit, the real cost to the reservation), or

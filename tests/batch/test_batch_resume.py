@@ -12,6 +12,7 @@ import anyio
 import pytest
 from _batchtest import (
     check_exactly_once,
+    env,
     records,
     run,
     run_and_signal,
@@ -156,3 +157,38 @@ async def test_output_of_another_batch_is_not_touched(
     code, err = await run(run_args(cfg, inp, out, "--quiet"))
     assert code == EXIT_BAD_INPUT and "--restart" in err
     assert out.read_bytes() == b'{"something": "else"}\n'
+
+
+async def test_a_second_interrupt_cancels_the_grace_period(tmp_path: Path) -> None:
+    """First Ctrl-C: stop admitting, give in-flight requests the grace period (here 30 s
+    against a 3 s server); a second one cancels them now. Answered records are flushed,
+    the cancelled ones get none, and a rerun sends exactly those."""
+    async with Simulator(latency=3.0) as slow:
+        cfg = write_config(tmp_path / "c.toml", slow, extra="")
+        cfg.write_text(cfg.read_text().replace("grace_period = 5", "grace_period = 30"))
+        inp = tmp_path / "in.jsonl"
+        ids = write_input(inp, 20)
+        out = tmp_path / "out.jsonl"
+        args = run_args(cfg, inp, out)
+        async with await anyio.open_process(args, env=env()) as proc:
+            with anyio.fail_after(20):
+                while slow.stats.in_flight < 8:  # noqa: ASYNC110 - the server's own counter
+                    await anyio.sleep(0.01)
+            started = anyio.current_time()
+            proc.send_signal(signal.SIGINT)
+            await anyio.sleep(0.3)
+            assert proc.returncode is None, "the first Ctrl-C waits for in-flight requests"
+            proc.send_signal(signal.SIGINT)
+            with anyio.fail_after(10):
+                code = await proc.wait()
+            elapsed = anyio.current_time() - started
+            err = (await proc.stderr.receive()).decode() if proc.stderr else ""
+        assert code == EXIT_INTERRUPTED, err
+        assert elapsed < 3.0, "did not wait out the requests (3 s) nor the grace (30 s)"
+        assert records(out) == []  # nothing had been answered yet
+        stats = await slow.wait_for(lambda st: st.in_flight == 0, timeout=5)
+        assert stats.disconnected >= 8  # the in-flight requests were cancelled upstream
+        code, err = await run(args)
+    assert code == EXIT_DONE, err
+    got = sorted(r["custom_id"] for r in records(out))
+    assert got == sorted(ids)
