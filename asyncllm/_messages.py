@@ -57,6 +57,12 @@ def _coerce_one(m: object, index: int) -> Message:
     tool_calls = m.get("tool_calls")
     name = m.get("name")
     tool_call_id = m.get("tool_call_id")
+    is_error = m.get("is_error", False)
+    if not isinstance(is_error, bool) or (is_error and role != "tool"):
+        raise InvalidRequestError(
+            f"messages[{index}].is_error must be true or false, on a 'tool' message only; "
+            f"got {is_error!r} on a {role!r} message"
+        )
     return Message(
         role=role,
         content=_coerce_content(m.get("content"), index),
@@ -67,6 +73,7 @@ def _coerce_one(m: object, index: int) -> Message:
             if tool_calls
             else None
         ),
+        is_error=is_error,
     )
 
 

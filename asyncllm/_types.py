@@ -58,6 +58,9 @@ class Message:
         name: Optional participant name.
         tool_call_id: For ``tool`` messages, the call this message answers.
         tool_calls: For ``assistant`` messages, OpenAI-style tool calls, passed through.
+        is_error: For ``tool`` messages, the tool failed: Anthropic's wire marks the
+            result ``is_error``; OpenAI's has no such mark (the content says so, see
+            :func:`asyncllm.tools.tool_result`).
     """
 
     role: Role
@@ -65,6 +68,7 @@ class Message:
     name: str | None = None
     tool_call_id: str | None = None
     tool_calls: tuple[Mapping[str, Any], ...] | None = None
+    is_error: bool = False
 
     def text(self) -> str:
         """The message's text: the string, or its text parts joined."""

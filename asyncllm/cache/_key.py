@@ -220,6 +220,8 @@ def _message(m: Message, i: int, fold: bool) -> dict[str, Any]:
         out["tool_call_id"] = m.tool_call_id
     if m.tool_calls:
         out["tool_calls"] = _field(m.tool_calls, f"{where}.tool_calls")
+    if m.is_error:
+        out["is_error"] = True
     return out
 
 

@@ -167,6 +167,8 @@ def _messages(request: ChatRequest) -> tuple[list[str], list[dict[str, Any]]]:
                 "tool_use_id": m.tool_call_id or "",
                 "content": _content(m),
             }
+            if m.is_error:
+                block["is_error"] = True
             if tool_turn is None:
                 tool_turn = [block]
                 out.append({"role": "user", "content": tool_turn})

@@ -39,8 +39,9 @@ def tool_result(call: ToolCall | str, content: Any, *, is_error: bool = False) -
         call: The :class:`~asyncllm.ToolCall` (or its id) this answers.
         content: The result: a string as is; anything else (pydantic models, dicts,
             lists, numbers) as JSON.
-        is_error: The tool failed: the content is prefixed with ``Error:`` so the model
-            reads it as a failure (both formats accept it in a plain tool result).
+        is_error: The tool failed: the message is marked ``is_error`` (Anthropic's wire
+            sends it as such) and its content prefixed with ``Error:`` (OpenAI's wire has
+            no such mark, so the text says it).
     """
     call_id = call.id if isinstance(call, ToolCall) else call
     if not isinstance(call_id, str) or not call_id:
@@ -48,7 +49,7 @@ def tool_result(call: ToolCall | str, content: Any, *, is_error: bool = False) -
     text = content if isinstance(content, str) else _json(content)
     if is_error and not text.startswith("Error:"):
         text = f"Error: {text}"
-    return Message(role="tool", content=text, tool_call_id=call_id)
+    return Message(role="tool", content=text, tool_call_id=call_id, is_error=is_error)
 
 
 def _json(value: Any) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
-from asyncllm import Message
+from asyncllm import InvalidRequestError, Message
 from asyncllm._build import build_request
 from asyncllm.providers import _anthropic_wire as anth
 from asyncllm.providers import _openai_wire as oai
@@ -216,3 +217,31 @@ def test_dumps_accepts_mappings_and_tuples() -> None:
 
     body = {"a": MappingProxyType({"b": (1, 2)}), "c": frozenset()}
     assert orjson.loads(dumps(body)) == {"a": {"b": [1, 2]}, "c": []}
+
+
+def test_a_failed_tool_result_is_marked_is_error_on_anthropic_and_said_in_text_on_openai() -> None:
+    from asyncllm import ToolCall
+    from asyncllm.tools import tool_result
+
+    call = ToolCall(id="t1", name="lookup", arguments="{}")
+    failed = tool_result(call, "no such city", is_error=True)
+    ok = tool_result(call, {"temp": 21})
+    assert failed.is_error and not ok.is_error
+    for message, marked in ((failed, True), (ok, False)):
+        r = build_request([{"role": "user", "content": "go"}, message], {})
+        (block,) = anth.build_body(r, "c", stream=False)["messages"][1]["content"]
+        assert block.get("is_error", False) is marked
+        wire = oai.build_body(r, "m", stream=False)["messages"][1]
+        assert "is_error" not in wire  # OpenAI's wire has no such field...
+    assert failed.content == "Error: no such city"  # ...so the text says it
+    # As a plain dict, the mark is read too, and refused where it means nothing.
+    r = build_request(
+        [
+            {"role": "user", "content": "go"},
+            {"role": "tool", "tool_call_id": "t1", "content": "boom", "is_error": True},
+        ],
+        {},
+    )
+    assert anth.build_body(r, "c", stream=False)["messages"][1]["content"][0]["is_error"]
+    with pytest.raises(InvalidRequestError, match=r"messages\[0\]\.is_error"):
+        build_request([{"role": "user", "content": "x", "is_error": True}], {})

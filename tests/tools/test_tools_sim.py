@@ -213,8 +213,13 @@ async def test_tool_errors_and_timeouts_go_back_to_the_model() -> None:
     calls = [ToolCall("a", "slow", '{"x": 1}'), ToolCall("b", "boom", '{"x": 2}')]
     out = await run_tools(calls, [slow, boom], timeout=0.05)
     assert out == [
-        Message(role="tool", content="Error: the tool timed out after 0.05s", tool_call_id="a"),
-        Message(role="tool", content="Error: RuntimeError: no 2", tool_call_id="b"),
+        Message(
+            role="tool",
+            content="Error: the tool timed out after 0.05s",
+            tool_call_id="a",
+            is_error=True,
+        ),
+        Message(role="tool", content="Error: RuntimeError: no 2", tool_call_id="b", is_error=True),
     ]
     assert finished == [1]  # the timed-out call was cancelled, not abandoned
 
