@@ -162,7 +162,7 @@ def _messages(request: ChatRequest) -> tuple[list[str], list[dict[str, Any]]]:
             system.append(m.text())
             continue
         if role == "tool":
-            block = {
+            block: dict[str, Any] = {
                 "type": "tool_result",
                 "tool_use_id": m.tool_call_id or "",
                 "content": _content(m),
