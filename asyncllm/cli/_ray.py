@@ -12,7 +12,9 @@ from .._exceptions import ConfigurationError
 
 __all__ = ["add_ray_arguments", "run_on_ray"]
 
-_LOCAL_ONLY = ("retry_errors", "restart", "dry_run", "ordered", "budget", "grace")
+# Ray delivers rows as actors finish them and runs its own workers: no input-order output
+# and no grace period (Ctrl-C stops the driver; rerun the command to finish).
+_LOCAL_ONLY = ("ordered", "grace")
 
 
 def add_ray_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,7 +46,8 @@ async def run_on_ray(args: argparse.Namespace, default_output: Callable[[Path], 
     print(f"asyncllm: output {output} (rerun the same command to resume)", file=sys.stderr)
     counts = await run_file(
         args.config, args.input, output, address=args.ray_address, actors=args.actors,
-        redis_url=args.redis_url, concurrency=args.concurrency,
+        redis_url=args.redis_url, concurrency=args.concurrency, budget=args.budget,
+        restart=args.restart, retry_errors=args.retry_errors,
     )  # fmt: skip
     print(
         f"asyncllm run --ray: {counts['written']} records written ({counts['errors']} errors), "

@@ -179,7 +179,7 @@ async def _watch_signals(stop: anyio.Event, cancel: anyio.Event, grace: float) -
 
 
 async def _run(args: argparse.Namespace) -> int:
-    if args.ray:
+    if args.ray and not args.dry_run:  # a dry run sends nothing: the same anywhere
         from ._ray import run_on_ray
 
         return await run_on_ray(args, _default_output)

@@ -49,6 +49,9 @@ async def run_file(
     actors: int = 1,
     redis_url: str | None = None,
     concurrency: int | None = None,
+    budget: float | None = None,
+    restart: bool = False,
+    retry_errors: bool = False,
 ) -> dict[str, Any]:
     """Run a batch file on Ray; returns counts and the CLI exit code under ``"exit_code"``.
 
@@ -65,6 +68,14 @@ async def run_file(
         actors: Actors answering requests.
         redis_url: Share limits, cache and budget through this Redis.
         concurrency: Requests in flight per actor (default: ``[client] concurrency``).
+        budget: Spend limit in USD for this batch, instead of ``[budget] usd``.
+        restart: Start over: an output of another input (or this one) is moved aside.
+        retry_errors: Send again the requests whose record is an error (their records
+            are replaced, one record per id at every instant).
+
+    An in-process budget (no ``redis_url``) is lowered by what earlier runs of this batch
+    spent, as the local run does, so a resumed run cannot spend the budget twice; a Redis
+    budget keeps its own count.
 
     Raises:
         BatchInputError: unreadable input, duplicate ids, an output of another input.
@@ -74,13 +85,16 @@ async def run_file(
     import ray
 
     data = prepare_config(config, redis_url=redis_url)
+    if budget is not None:
+        data["budget"] = {**(data.get("budget") or {}), "usd": budget}
     check_shared(data, actors)
     checked = load_config(data)
     scan = await scan_input(input)
     state = await prepare_output(
         output, fingerprint=scan.fingerprint, input_name=str(input),
-        exact_ids=bool(scan.exact_ids),
+        exact_ids=bool(scan.exact_ids), restart=restart, retry_errors=retry_errors,
     )  # fmt: skip
+    _lower_budget(data, state.spent_usd)
     rule = checked.model_rule()
     todo: list[dict[str, Any]] = []
     async for lineno, raw in read_lines(input):
@@ -112,6 +126,17 @@ async def run_file(
     else:
         counts["exit_code"] = EXIT_DONE
     return counts
+
+
+def _lower_budget(data: dict[str, Any], spent_usd: float) -> None:
+    """What earlier runs spent counts against an in-process budget (the actors build it
+    from ``data``); a Redis budget's store already counts it."""
+    table = data.get("budget")
+    if not isinstance(table, dict) or table.get("redis_url") or spent_usd <= 0:
+        return
+    usd = table.get("usd")
+    if isinstance(usd, (int, float)) and not isinstance(usd, bool):
+        data["budget"] = {**table, "usd": max(0.0, float(usd) - spent_usd)}
 
 
 async def _drain(ds: Any, appender: Appender, counts: dict[str, Any]) -> None:
