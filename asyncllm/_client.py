@@ -20,18 +20,23 @@ budgets, deadlines, per-provider circuit breakers, and the seams around each att
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Self
 
 import anyio
 
 from ._build import build_request
+from ._client_setup import (
+    client_timeout,
+    coerce_cache,
+    default_pricing,
+    observer_chain,
+    resolve_provider,
+)
 from ._client_stream import ClientStream
 from ._exceptions import (
     ConfigurationError,
     InvalidRequestError,
-    StructuredOutputError,
 )
 from ._hooks import (
     Budget,
@@ -40,7 +45,6 @@ from ._hooks import (
     FeedbackInfo,
     Limiter,
     NoBudget,
-    NoObserver,
     Observer,
     Pricing,
     Route,
@@ -48,7 +52,7 @@ from ._hooks import (
 from ._pipeline import Pipeline
 from ._timeout import Timeout
 from ._typed import split_typed
-from ._types import ChatRequest, Message, Response
+from ._types import ChatRequest, Response
 from .orchestrator import (
     BreakerPolicy,
     FanOut,
@@ -61,68 +65,13 @@ from .orchestrator import (
     coerce_strategy,
     loop_time,
 )
-from .providers import HttpResources, Provider, resolve
-from .quality import Accept, RequestLedger, build_feedback, coerce_accept
-from .telemetry import CompositeObserver, LoggingObserver, MetricsObserver
+from .providers import HttpResources, Provider
+from .quality import Accept, build_feedback, coerce_accept
 
 __all__ = ["Client", "ClientStream"]
 
 _CACHE_MODES = ("use", "bypass", "refresh")
 _DEFAULT_BREAKER = BreakerPolicy()
-
-
-def _default_pricing(budget: Budget | None) -> Pricing:
-    # Every response knows its cost: genai-prices' bundled table unless told otherwise,
-    # shared with the budget so both price alike.
-    shared = getattr(budget, "pricing", None)
-    if shared is not None:
-        return shared  # type: ignore[no-any-return]
-    from .cost import Prices
-
-    return Prices()
-
-
-def _client_timeout(
-    timeout: float | Timeout | None, attempt: float | None, first_token: float | None
-) -> Timeout:
-    limits = Timeout.coerce(timeout)
-    for name, value, field in (
-        ("attempt_timeout", attempt, "attempt"),
-        ("first_token_timeout", first_token, "first_token"),
-    ):
-        if value is None:
-            continue
-        if getattr(limits, field) is not None:
-            raise ConfigurationError(f"{name}= and Timeout.{field} both given; keep one")
-        try:
-            limits = dataclasses.replace(limits, **{field: value})
-        except ConfigurationError:
-            raise ConfigurationError(
-                f"{name} must be a number of seconds > 0, got {value!r}"
-            ) from None
-    return limits
-
-
-def _resolve(spec: str | Provider, limits: Timeout) -> Provider:
-    # Connection limits reach the drivers the client builds; a driver object has its own.
-    options: dict[str, Any] = {}
-    if limits.connect is not None:
-        options["connect_timeout"] = limits.connect
-    if limits.read is not None:
-        options["timeout"] = limits.read
-    if not options:
-        return resolve(spec)
-    if not isinstance(spec, str):
-        raise ConfigurationError(
-            f"Timeout.connect/read apply to providers given as spec strings; provider "
-            f"{spec.name!r} is a driver object: pass connect_timeout=/timeout= to it instead"
-        )
-    try:
-        return resolve(spec, **options)
-    except TypeError as exc:
-        raise ConfigurationError(
-            f"provider {spec!r} does not take connect/read timeouts ({exc})"
-        ) from None
 
 
 class Client:
@@ -192,8 +141,8 @@ class Client:
         )
         if not specs:
             raise ConfigurationError("a Client needs at least one provider")
-        self._timeout = _client_timeout(timeout, attempt_timeout, first_token_timeout)
-        self._providers: list[Provider] = [_resolve(s, self._timeout) for s in specs]
+        self._timeout = client_timeout(timeout, attempt_timeout, first_token_timeout)
+        self._providers: list[Provider] = [resolve_provider(s, self._timeout) for s in specs]
         names = [p.name for p in self._providers]
         if len(set(names)) != len(names):
             raise ConfigurationError(f"provider names must be unique, got {names}")
@@ -209,23 +158,9 @@ class Client:
             )
             for i, p in enumerate(self._providers)
         ]
-        chain: list[Observer] = [LoggingObserver()] if log else []
-        chain.extend(observers)
-        # Metrics are cheap (a few µs a request): on by default, in client.statistics().
-        self._metrics: MetricsObserver | None = next(
-            (o for o in observers if isinstance(o, MetricsObserver)), None
-        )
-        if self._metrics is None and metrics:
-            self._metrics = MetricsObserver()
-            chain.append(self._metrics)
-        # Who answered each recent request, how fast, at what cost: for client.feedback().
-        self._ledger = RequestLedger()
-        chain.append(self._ledger)
-        observer: Observer = (
-            NoObserver() if not chain else chain[0] if len(chain) == 1 else CompositeObserver(chain)
-        )
+        observer, self._metrics, self._ledger = observer_chain(observers, log=log, metrics=metrics)
         if pricing is None:
-            pricing = _default_pricing(budget)
+            pricing = default_pricing(budget)
         bind = getattr(budget, "bind", None)
         if callable(bind):
             # The budget prices worst cases with the client's prices, and a budgeted
@@ -240,7 +175,7 @@ class Client:
             clock=clock,
             accept=coerce_accept(accept),
         )
-        cache = _coerce_cache(cache)
+        cache = coerce_cache(cache)
         self._cache = cache
         self._cache_entered = False
         self._http = HttpResources(max_connections=max_connections)
@@ -377,34 +312,9 @@ class Client:
         checks = coerce_accept(accept)
         if typed is None:
             return await self._pipeline.complete(request, strat, limits, cache, cache_ttl, checks)
-        attempt = 1
-        while True:
-            response = await self._pipeline.complete(
-                request, strat, limits, cache, cache_ttl, checks
-            )
-            try:
-                return typed.apply(response, attempts=attempt)
-            except StructuredOutputError as exc:
-                # A stored answer that does not validate would fail every later identical
-                # call: drop it from the cache (the answer itself travels in the error).
-                invalidate = getattr(self._cache, "invalidate", None)
-                if invalidate is not None and cache != "bypass":
-                    await invalidate(request, self.route(request))
-                if attempt > output_retries:
-                    raise
-                from .tools import retry_prompt
-
-                # Show the model what it wrote and why it was rejected; the rejected answer
-                # was paid for and is counted like any other.
-                request = dataclasses.replace(
-                    request,
-                    messages=(
-                        *request.messages,
-                        response.to_message(),
-                        Message(role="user", content=retry_prompt(exc)),
-                    ),
-                )
-                attempt += 1
+        return await self._pipeline.complete_typed(
+            request, strat, limits, cache, cache_ttl, checks, typed, output_retries
+        )
 
     def stream(
         self,
@@ -541,21 +451,3 @@ class Client:
         if callable(budget_stats):
             out["budget"] = budget_stats()
         return out
-
-
-def _coerce_cache(cache: object) -> Cache | None:
-    """``Client(cache=...)``: a cache, ``True`` (in-memory, defaults), or ``None``/``False``."""
-    if cache is None or cache is False:
-        return None
-    if cache is True:
-        from .cache import ResponseCache
-
-        return ResponseCache()
-    if not (
-        callable(getattr(cache, "complete", None)) and callable(getattr(cache, "stream", None))
-    ):
-        raise ConfigurationError(
-            f"cache= takes a ResponseCache (or an asyncllm.abc.Cache), True or None; "
-            f"got {type(cache).__name__}"
-        )
-    return cache  # type: ignore[return-value]

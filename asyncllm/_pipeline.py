@@ -21,6 +21,7 @@ once closed), so :class:`~asyncllm.ClientStream` needs only the pipeline, never 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from functools import partial
@@ -29,13 +30,15 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ._bracket import Bracket
-from ._exceptions import AnswerRejected
+from ._exceptions import AnswerRejected, StructuredOutputError
+from ._types import Message
 from .orchestrator import Call, deadline_error, run_strategy
 from .quality import judge
 
 if TYPE_CHECKING:
     from ._hooks import Cache, CacheMode, Route
     from ._timeout import Timeout
+    from ._typed import Typed
     from ._types import ChatRequest, Response
     from .orchestrator import Runtime, Strategy
     from .providers import HttpResources, Provider
@@ -151,3 +154,48 @@ class Pipeline:
             if mode == "refresh":  # joined a refresh in flight whose answer we reject
                 raise AnswerRejected(reason, response=response, provider=response.provider)
             mode = "refresh"  # a cached answer this call rejects: ask upstream
+
+    async def complete_typed(
+        self,
+        request: ChatRequest,
+        strategy: Strategy,
+        timeout: Timeout,  # noqa: ASYNC109 (enforced by complete, by design)
+        mode: CacheMode,
+        ttl: float | None,
+        accept: Checks | None,
+        typed: Typed,
+        output_retries: int,
+    ) -> Response:
+        """:meth:`complete` with a typed answer (``response_format=`` a pydantic model,
+        typed tools): validated, and asked again up to ``output_retries`` times, each time
+        showing the model its answer and the validation errors (each try is a request of
+        its own, reported and paid for like any other).
+
+        Raises:
+            StructuredOutputError: the last answer does not fit; it carries the raw text.
+        """
+        attempt = 1
+        while True:
+            response = await self.complete(request, strategy, timeout, mode, ttl, accept)
+            try:
+                return typed.apply(response, attempts=attempt)
+            except StructuredOutputError as exc:
+                # A stored answer that does not validate would fail every later identical
+                # call: drop it from the cache (the answer itself travels in the error).
+                invalidate = getattr(self.cache, "invalidate", None)
+                if invalidate is not None and mode != "bypass":
+                    await invalidate(request, self.route(request))
+                if attempt > output_retries:
+                    raise
+                from .tools import retry_prompt
+
+                # Show the model what it wrote and why it was rejected.
+                request = dataclasses.replace(
+                    request,
+                    messages=(
+                        *request.messages,
+                        response.to_message(),
+                        Message(role="user", content=retry_prompt(exc)),
+                    ),
+                )
+                attempt += 1
