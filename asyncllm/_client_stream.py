@@ -163,8 +163,6 @@ class ClientStream:
                     await self._cm.__aexit__(None, None, None)
                     it = await self._enter("refresh")
             self._served = self._upstream is None
-            if self._served and self._bracket is not None:
-                self._bracket.info.cached = True
         if not hasattr(it, "response"):
             # An iterator that does not assemble its response: assemble it here.
             self._acc = StreamAccumulator()
@@ -199,8 +197,9 @@ class ClientStream:
 
     def _end(self, exc: BaseException | None) -> None:
         """Close the bracket: a response read to its end is a success (whatever the
-        caller's block did afterwards); otherwise the error that ended the stream, else
-        "abandoned"."""
+        caller's block did afterwards, and even when it does not fit a pydantic
+        ``response_format``: as for ``complete``, that check is the caller's, above the
+        request); otherwise the error that ended the stream, else "abandoned"."""
         bracket = self._bracket
         if bracket is None or bracket.done:
             return

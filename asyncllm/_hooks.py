@@ -122,7 +122,9 @@ class Limiter(Protocol):
         concurrency slot and unused tokens; the orchestrator leaves it shielded from
         cancellation. A context manager whose class sets ``sync_exit = True`` declares
         that its ``__aexit__`` never suspends (nothing can interrupt it), which spares the
-        shield scope; leave it unset when leaving may wait (a network call).
+        shield scope; leave it unset when leaving may wait (a network call). Only the class
+        that defines the ``__aexit__`` in use can declare it: a subclass overriding
+        ``__aexit__`` is shielded unless it sets the flag again.
         """
         ...
 
@@ -236,8 +238,9 @@ class RequestInfo:
         stream: ``client.stream`` rather than ``client.complete``.
         started: When it arrived (the client's clock).
         attempts: Attempts made for it, set when it finishes (0 when the cache answered).
-        cached: Set when it finishes: the cache answered it (a stored answer, or an
-            identical request's answer it shared).
+        cached: Set when it finishes: it succeeded with the cache's answer (a stored
+            answer, or the answer of an identical request in flight it shared). A hit
+            left before its end, or a shared call that failed, is not marked.
         extra: ``latency`` (seconds, end to end) and, for a stream left before its end,
             ``outcome="abandoned"``.
     """

@@ -9,7 +9,7 @@ mode) and hands the request to its :class:`Pipeline`, which runs, downward only:
       -> cache: a hit answers here; a miss calls the next stage     asyncllm/cache/
       -> strategy: fallback | race | hedge, retries, deadline  orchestrator/_strategy.py
       -> one attempt: Admission (breaker, budget, limiter),
-         provider, price, book, release      orchestrator/_attempt.py, _stream.py
+         provider, price, book, release      orchestrator/_attempt.py, _stream_attempt.py
 
 Each stage calls only the one below it. The cache is a stage like the others: it is given
 the next stage (the strategy for this request, as a callable it may run once, in its own
@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ._bracket import Bracket
-from ._exceptions import AnswerRejected, StructuredOutputError
+from ._exceptions import AnswerRejected, DeadlineExceeded, StructuredOutputError
 from ._types import Message
-from .orchestrator import Call, deadline_error, run_strategy
+from .orchestrator import Call, deadline_error, loop_time, run_strategy
 from .quality import judge
 
 if TYPE_CHECKING:
@@ -129,7 +129,11 @@ class Pipeline:
                 with anyio.CancelScope(deadline=call.deadline) as scope:
                     response = await self._cached(call, strategy, mode, ttl)
                 if scope.cancelled_caught:
-                    raise deadline_error(call)
+                    if call.response is None:
+                        raise deadline_error(call)
+                    # This call's own upstream answer came in time and was paid for; only
+                    # what followed (a slow cache write) ran past the deadline: keep it.
+                    response = call.response
         except BaseException as exc:
             bracket.finish(None, exc)
             raise
@@ -144,7 +148,14 @@ class Pipeline:
         route = self.rt.route(call.models)
         upstream = partial(run_strategy, call, strategy)
         while True:
-            response = await cache.complete(call.request, route, upstream, mode=mode, ttl=ttl)
+            try:
+                response = await cache.complete(call.request, route, upstream, mode=mode, ttl=ttl)
+            except DeadlineExceeded:
+                if call.max_attempts or loop_time() >= call.deadline:
+                    raise  # this call's own deadline
+                # The identical call this one joined ran out of *its* caller's time, not
+                # this one's: ask again (join another, or lead one).
+                continue
             if not response.cached:
                 return response
             checks = call.accept

@@ -63,11 +63,13 @@ def test_the_contracts_catch_a_circle(tmp_path: Path) -> None:
 ROOMS = (
     "batch",
     "cache",
+    "cli",
     "cost",
     "limits",
     "orchestrator",
     "providers",
     "quality",
+    "ray",
     "telemetry",
     "testing",
     "tools",

@@ -4,6 +4,8 @@ retry/hedge tokens are an allowance, not a budget."""
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import warnings
 from typing import Any
 
@@ -229,6 +231,14 @@ def test_retry_and_hedge_tokens_are_an_allowance_and_the_old_names_still_work() 
     assert (retry.allowance_burst, retry.allowance_ratio) == (3, 0.5)
     with pytest.raises(ConfigurationError, match="allowance"):
         Hedge(allowance=-1)
+    # The old names are not fields: replace(), equality and repr see the new ones only.
+    assert dataclasses.replace(hedge, allowance=0.5).allowance == 0.5
+    assert dataclasses.replace(retry, allowance_burst=7).allowance_burst == 7
+    assert "budget" not in repr(hedge) and pickle.loads(pickle.dumps(hedge)) == hedge
+    with pytest.warns(DeprecationWarning, match=r"Hedge\.budget"):
+        assert hedge.budget == 0.2  # reading the old name works, and warns
+    with pytest.raises(ConfigurationError, match="keep allowance"):
+        Hedge(allowance=0.3, budget=0.2)  # both names: which one? refused
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Hedge()
@@ -243,3 +253,68 @@ async def test_statistics_name_the_allowances_and_keep_the_old_keys_as_aliases()
     assert list(stats["hedge_allowance"]) == ["0.05/10"]
     assert stats["retry_budget"] is stats["retry_allowance"]
     assert stats["hedge_budget"] is stats["hedge_allowance"]
+
+
+async def test_an_answer_in_time_is_kept_when_only_the_cache_write_runs_past_the_deadline() -> None:
+    """Cache not entered: the caller hosts the shared call, storing included. A slow write
+    must not turn the paid-for answer into DeadlineExceeded."""
+    from asyncllm.cache import MemoryBackend
+
+    class SlowWrite(MemoryBackend):
+        async def _set(self, *args: Any, **kwargs: Any) -> Any:
+            await anyio.sleep(0.3)
+            return await super()._set(*args, **kwargs)
+
+    provider = FakeProvider("p", model="m1", latency=0.1)
+    client = Client(provider, cache=ResponseCache(SlowWrite()), log=False)  # not entered
+    try:
+        response = await client.complete("hi", temperature=0, timeout=0.25)
+    finally:
+        await client.aclose()
+    assert response.text and not response.cached and len(provider.calls) == 1
+
+
+async def test_a_follower_outliving_the_leaders_deadline_asks_again() -> None:
+    """The leader's own timeout ends the shared call; a follower with time left is not
+    failed by someone else's deadline: it asks again (and leads a call of its own)."""
+    rec = Recorder()
+    provider = FakeProvider("p", model="m1", latency=1.0)
+    async with Client(provider, cache=ResponseCache(), observers=[rec], log=False) as client:
+        out: dict[str, Any] = {}
+
+        async def leader() -> None:
+            with pytest.raises(DeadlineExceeded):
+                await client.complete("same", temperature=0, timeout=0.5)
+
+        async def follower() -> None:
+            await anyio.sleep(0.1)
+            out["follower"] = await client.complete("same", temperature=0)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(leader)
+            tg.start_soon(follower)
+    assert out["follower"].text and len(provider.calls) == 2
+    assert sorted(v for [v] in rec.finished().values()) == ["DeadlineExceeded", "ok"]
+
+
+async def test_an_answer_that_does_not_fit_response_format_is_a_delivered_request() -> None:
+    """Validation against a pydantic ``response_format`` is the caller's check, above the
+    request: the observers see a request that was answered, complete or stream alike, and
+    the caller gets StructuredOutputError with the raw text."""
+    import pydantic
+
+    from asyncllm import StructuredOutputError
+
+    class Answer(pydantic.BaseModel):
+        value: int
+
+    rec = Recorder()
+    provider = FakeProvider("p", model="m1", replies=[FakeReply(tokens=("not json",))])
+    async with Client(provider, observers=[rec], log=False) as client:
+        with pytest.raises(StructuredOutputError):
+            await client.complete("hi", response_format=Answer)
+        with pytest.raises(StructuredOutputError):
+            async with client.stream("hi", response_format=Answer) as s:
+                async for _ in s:
+                    pass
+    assert sorted(v for [v] in rec.finished().values()) == ["ok", "ok"]

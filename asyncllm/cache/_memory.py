@@ -41,6 +41,8 @@ class MemoryBackend(SimpleMemoryCache):  # type: ignore[misc]
             raise ValueError("max_entries must be a positive integer")
         kwargs.setdefault("timeout", None)
         super().__init__(**kwargs)
+        # aiocache reads it on every call; read once here (see reader()).
+        self._disabled = os.getenv("AIOCACHE_DISABLE") == "1"
         self.max_entries = max_entries
         self._cache: OrderedDict[str, object] = OrderedDict()
         self.evictions = 0
@@ -51,12 +53,9 @@ class MemoryBackend(SimpleMemoryCache):  # type: ignore[misc]
     def reader(self) -> Callable[[str], Any] | None:
         """A synchronous ``get`` (what aiocache's ``get`` returns, without its decorator
         chain: a hit is a dict lookup), or ``None`` when this backend is configured so
-        that ``get`` would do more (plugins, a serializer, ``AIOCACHE_DISABLE=1``)."""
-        if (
-            self.plugins
-            or type(self.serializer) is not NullSerializer
-            or os.getenv("AIOCACHE_DISABLE") == "1"
-        ):
+        that ``get`` would do more (plugins, a serializer, ``AIOCACHE_DISABLE=1`` when the
+        backend was made). Cheap: asked on every read, so plugins added later count."""
+        if self.plugins or self._disabled or type(self.serializer) is not NullSerializer:
             return None
         return self.get_now
 

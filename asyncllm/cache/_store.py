@@ -88,7 +88,7 @@ class Store:
         stats: Where to count stores, corrupt entries and backend errors.
     """
 
-    __slots__ = ("_read_now", "_recent", "_seq", "_stats", "backend", "op_timeout", "outage")
+    __slots__ = ("_reader", "_recent", "_seq", "_stats", "backend", "op_timeout", "outage")
 
     def __init__(self, backend: BaseCache, op_timeout: float | None, stats: CacheStats) -> None:
         check_backend(backend)
@@ -96,7 +96,7 @@ class Store:
         self.op_timeout = None if isinstance(backend, SimpleMemoryBackend) else op_timeout
         # asyncllm's own memory backend reads synchronously (a hit costs a dict lookup).
         reader = getattr(backend, "reader", None)
-        self._read_now = reader() if callable(reader) else None
+        self._reader = reader if callable(reader) else None
         self._stats = stats
         self._recent: OrderedDict[str, tuple[int, Response]] = OrderedDict()
         self._seq = 0
@@ -109,7 +109,8 @@ class Store:
 
     async def read(self, key: str) -> Response | None:
         """The stored response, or ``None`` (missing, corrupt, backend down or slow)."""
-        read_now = self._read_now
+        reader = self._reader
+        read_now = reader() if reader is not None else None
         if read_now is not None:
             return self._checked(key, read_now(key))
         outage = self.outage

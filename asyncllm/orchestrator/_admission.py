@@ -146,9 +146,7 @@ class Admission:
         pcm, rcm = self._permit_cm, self._res_cm
         if pcm is None and rcm is None:
             return
-        if (pcm is None or getattr(pcm, "sync_exit", False)) and (
-            rcm is None or getattr(rcm, "sync_exit", False)
-        ):
+        if (pcm is None or _sync_exit(type(pcm))) and (rcm is None or _sync_exit(type(rcm))):
             # Neither exit ever suspends, so no cancellation can reach them: no shield
             # scope needed (a few µs, a fifth of the plain path's cost per request).
             await self.give_back(billed_unknown)
@@ -174,3 +172,17 @@ class Admission:
             await pcm.__aexit__(None, None, None)
         if rcm is not None:
             await rcm.__aexit__(None, None, None)
+
+
+_SYNC_EXIT: dict[type, bool] = {}
+
+
+def _sync_exit(cls: type) -> bool:
+    """Whether ``cls.__aexit__`` never suspends: ``sync_exit = True`` declared by the very
+    class that defines the ``__aexit__`` in use (a subclass that overrides ``__aexit__``
+    must say so again; inheriting the flag is not enough). Cached per class."""
+    known = _SYNC_EXIT.get(cls)
+    if known is None:
+        owner = next((k for k in cls.__mro__ if "__aexit__" in vars(k)), None)
+        known = _SYNC_EXIT[cls] = owner is not None and vars(owner).get("sync_exit") is True
+    return known

@@ -8,12 +8,15 @@ value here is immutable and validated on construction, so a bad setting fails at
 
 from __future__ import annotations
 
+import functools
 import random
 import warnings
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
 
 from .._exceptions import ConfigurationError
+
+_T = TypeVar("_T")
 
 __all__ = [
     "BreakerPolicy",
@@ -27,13 +30,42 @@ __all__ = [
 ]
 
 
-def _deprecated(old: str, new: str) -> None:
+def _deprecated(old: str, new: str, stacklevel: int) -> None:
     warnings.warn(
         f"{old} is deprecated, use {new}: retry and hedge tokens are an allowance; "
         f"'budget' in asyncllm means spend only",
         DeprecationWarning,
-        stacklevel=4,
+        stacklevel=stacklevel,
     )
+
+
+def _renamed(cls: type[_T], renames: dict[str, str]) -> type[_T]:
+    """Accept the old names of ``cls``'s renamed fields, for a release: as keywords of the
+    constructor and as read-only attributes, each with a ``DeprecationWarning``. They are
+    not fields: ``dataclasses.replace``, equality, ``repr`` and pickling see the new names
+    only."""
+    init = cls.__init__
+    name = cls.__name__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        for old, new in renames.items():
+            if old in kwargs:
+                if new in kwargs:
+                    raise ConfigurationError(f"{name}({old}=..., {new}=...): keep {new}=")
+                _deprecated(f"{name}({old}=...)", f"{name}({new}=...)", stacklevel=3)
+                kwargs[new] = kwargs.pop(old)
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__  # type: ignore[method-assign]
+    for old, new in renames.items():
+
+        def read(self: Any, old: str = old, new: str = new) -> Any:
+            _deprecated(f"{name}.{old}", f"{name}.{new}", stacklevel=3)
+            return getattr(self, new)
+
+        setattr(cls, old, property(read, doc=f"Deprecated name of ``{new}``."))
+    return cls
 
 
 @dataclass(slots=True, frozen=True)
@@ -119,13 +151,9 @@ class Hedge:
     initial_delay: float = 1.0
     min_samples: int = 50
     min_delay: float = 0.0
-    budget: float | None = field(default=None, repr=False, compare=False, kw_only=True)
     name: ClassVar[str] = "hedge"
 
     def __post_init__(self) -> None:
-        if self.budget is not None:
-            _deprecated("Hedge(budget=...)", "Hedge(allowance=...)")
-            object.__setattr__(self, "allowance", self.budget)
         if self.delay != "adaptive" and (
             isinstance(self.delay, bool)
             or not isinstance(self.delay, (int, float))
@@ -162,6 +190,8 @@ class Hedge:
             return self.quantile
         return min(0.999, max(0.5, 1.0 - 0.8 * self.allowance))
 
+
+_renamed(Hedge, {"budget": "allowance"})
 
 Strategy: TypeAlias = Fallback | Race | Hedge
 StrategyLike: TypeAlias = "Strategy | Literal['fallback', 'race', 'hedge']"
@@ -225,17 +255,8 @@ class RetryPolicy:
     allowance_per_second: float = 1.0
     allowance_burst: float = 10.0
     rng: random.Random | None = field(default=None, compare=False)
-    budget_ratio: float | None = field(default=None, repr=False, compare=False, kw_only=True)
-    budget_per_second: float | None = field(default=None, repr=False, compare=False, kw_only=True)
-    budget_burst: float | None = field(default=None, repr=False, compare=False, kw_only=True)
 
     def __post_init__(self) -> None:
-        for old in ("budget_ratio", "budget_per_second", "budget_burst"):
-            value = getattr(self, old)
-            if value is not None:
-                new = "allowance_" + old.removeprefix("budget_")
-                _deprecated(f"RetryPolicy({old}=...)", f"RetryPolicy({new}=...)")
-                object.__setattr__(self, new, value)
         if self.max_retries < 0:
             raise ConfigurationError("RetryPolicy(max_retries=...) must be >= 0")
         if self.max_attempts is not None and self.max_attempts < 1:
@@ -256,6 +277,16 @@ class RetryPolicy:
         """
         ceiling = min(self.max_delay, self.base_delay * self.multiplier ** max(0, retry - 1))
         return rng.uniform(0.0, ceiling)
+
+
+_renamed(
+    RetryPolicy,
+    {
+        "budget_ratio": "allowance_ratio",
+        "budget_per_second": "allowance_per_second",
+        "budget_burst": "allowance_burst",
+    },
+)
 
 
 @dataclass(slots=True, frozen=True)

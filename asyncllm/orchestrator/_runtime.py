@@ -28,7 +28,7 @@ from ._token_bucket import TokenBucket
 
 if TYPE_CHECKING:
     from .._timeout import Timeout
-    from .._types import ChatRequest
+    from .._types import ChatRequest, Response
     from ..providers import Provider
     from ..quality import Checks
     from ._policy import BreakerPolicy, Hedge, RetryPolicy
@@ -291,6 +291,7 @@ class Call:
         "models",
         "request",
         "request_id",
+        "response",
         "rt",
         "started",
         "stream",
@@ -326,6 +327,8 @@ class Call:
         self.attempts = 0
         self.max_attempts = 0
         self.errors: list[Exception] = []
+        #: The answer this call's own strategy got (``complete`` calls), once it has one.
+        self.response: Response | None = None
 
     def dispatch(self) -> None:
         """Ready the call for its strategy: it goes upstream (not answered by the cache).

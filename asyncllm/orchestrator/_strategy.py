@@ -49,16 +49,23 @@ async def run_strategy(call: Call, strategy: Strategy) -> Response:
         AsyncLLMError: a bad request, authentication failure, budget refusal... as is.
     """
     call.dispatch()
+    sequential = _sequential(call.rt, strategy)
     if call.deadline == math.inf:
-        return await _strategy(call, strategy)
+        if sequential:  # the plain path: one frame less
+            response = call.response = await complete_fallback(call)
+        else:
+            response = call.response = await _concurrent(call, strategy)
+        return response
     with anyio.CancelScope(deadline=call.deadline):
-        return await _strategy(call, strategy)
+        if sequential:
+            response = call.response = await complete_fallback(call)
+        else:
+            response = call.response = await _concurrent(call, strategy)
+        return response
     raise deadline_error(call)
 
 
-async def _strategy(call: Call, strategy: Strategy) -> Response:
-    if _sequential(call.rt, strategy):
-        return await complete_fallback(call)
+async def _concurrent(call: Call, strategy: Strategy) -> Response:
     response = await Engine(call, strategy).run()  # type: ignore[arg-type]
     assert response is not None
     return response

@@ -132,3 +132,16 @@ async def test_a_backend_whose_get_does_more_has_no_synchronous_read(
     assert MemoryBackend(serializer=JsonSerializer()).reader() is None
     monkeypatch.setenv("AIOCACHE_DISABLE", "1")
     assert MemoryBackend().reader() is None
+
+
+async def test_a_plugin_added_after_the_cache_was_built_sees_the_reads() -> None:
+    from aiocache.plugins import HitMissRatioPlugin
+
+    backend = MemoryBackend()
+    provider = FakeProvider()
+    async with ResponseCache(backend) as cache:
+        plugin = HitMissRatioPlugin()
+        backend.plugins = [plugin]  # after the cache was made: its reads still go through it
+        await cache.complete(req("hi"), ROUTE, caller(provider, req("hi")))
+        await cache.complete(req("hi"), ROUTE, caller(provider, req("hi")))
+    assert backend.hit_miss_ratio["hits"] == 1 and backend.hit_miss_ratio["total"] == 2

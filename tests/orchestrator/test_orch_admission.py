@@ -156,3 +156,43 @@ async def test_in_process_permits_and_reservations_declare_an_exit_that_never_su
         coro = cm.__aexit__(None, None, None)
         with pytest.raises(StopIteration):
             coro.send(None)
+
+
+class _QuickPermit:
+    """Declares an exit that never suspends (and keeps the promise)."""
+
+    sync_exit = True
+
+    def __init__(self, limiter: Any) -> None:
+        self.limiter = limiter
+
+    def settle(self, usage: Any) -> None:
+        pass
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.limiter.released += 1
+
+
+class _SlowSubclassPermit(_QuickPermit):
+    """Inherits the flag but overrides the exit with one that waits: not trusted."""
+
+    async def __aexit__(self, *exc: object) -> None:
+        await anyio.sleep(1.0)
+        self.limiter.released += 1
+
+
+class _SubclassLimiter(SlowExitLimiter):
+    def acquire(self, tokens: int, *, model: str) -> Any:
+        return _SlowSubclassPermit(self)
+
+
+async def test_an_inherited_sync_exit_flag_does_not_skip_the_shield() -> None:
+    limiter = _SubclassLimiter()
+    provider = FakeProvider("a", replies=[FakeReply(tokens=("a",))])
+    async with Client(provider, limits={"a": limiter}, log=False) as client:
+        with anyio.move_on_after(0.5) as scope:
+            await client.complete("hi")
+        assert scope.cancel_called and limiter.released == 1
