@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..cost import DEFAULT_MAX_TOKENS, LOCAL_KINDS, worst_case
+from ..orchestrator import Hedge
 from ._config import RunConfig, config_prices
 from ._input import BatchItem, parse_line
 from ._output import read_output
@@ -46,7 +47,8 @@ class Estimate:
 def _legs(config: RunConfig) -> int:
     if config.strategy == "race":
         return len(config.providers)
-    return 2 if config.strategy == "hedge" else 1
+    # A hedge sends up to max_attempts legs (a primary and its backups): the default's.
+    return Hedge().max_attempts if config.strategy == "hedge" else 1
 
 
 async def estimate(config: RunConfig, input: str | Path, output: str | Path) -> Estimate:

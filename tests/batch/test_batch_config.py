@@ -101,3 +101,22 @@ def test_unreadable_config_is_a_configuration_error(tmp_path: Path) -> None:
     wrong.write_text("[client]\nconcurrency = -1\n[providers.a]\nspec = 'vllm:m'\n")
     with pytest.raises(ConfigurationError, match=r"wrong\.toml.*concurrency"):
         load_config(wrong)
+
+
+async def test_dry_run_worst_case_counts_every_leg_a_hedge_may_send(tmp_path: Path) -> None:
+    from asyncllm import Hedge
+    from asyncllm.batch import estimate, load_config
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"id": "a", "prompt": "hi", "max_tokens": 10}\n')
+    provider = {
+        "spec": "openai_compatible:m1",
+        "base_url": "http://127.0.0.1:9/v1",
+        "price": {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0},
+    }
+    worst = {}
+    for strategy in ("fallback", "hedge"):
+        config = load_config({"client": {"strategy": strategy}, "providers": {"p": provider}})
+        worst[strategy] = (await estimate(config, inp, tmp_path / "out.jsonl")).worst_case_usd
+    # Hedge() sends a primary and up to two backups: three legs at worst, not two.
+    assert worst["hedge"] == pytest.approx(Hedge().max_attempts * worst["fallback"])
