@@ -109,9 +109,6 @@ class ClientStream:
         call = self._call
         return None if call is None else call.request_id
 
-    def _checks(self) -> Checks:
-        return self._pipeline.checks(self._accept)
-
     @property
     def response(self) -> Response | None:
         """The assembled response, once the stream was read to its end (``None`` when the
@@ -151,7 +148,7 @@ class ClientStream:
         if self._upstream is None:
             # Served by the cache: a replayed answer is judged before its first chunk.
             replayed = getattr(it, "replayed", None)
-            checks = self._checks()
+            checks = self._call.accept if self._call is not None else ()
             if replayed is not None and checks:
                 try:
                     reason = await judge(checks, replayed)
@@ -252,7 +249,7 @@ class ClientStream:
         answer = self.response
         if answer is not None:
             answer.request_id = call.request_id
-        checks = self._checks()
+        checks = self._call.accept if self._call is not None else ()
         reason = await judge(checks, answer) if checks and answer is not None else None
         if reason is not None and answer is not None:
             error = AnswerRejected(reason, response=answer, provider=answer.provider)

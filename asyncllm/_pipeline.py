@@ -100,10 +100,6 @@ class Pipeline:
             rt, request, rt.models_for(request), stream=stream, timeout=timeout, accept=accept
         )
 
-    def checks(self, accept: Checks | None) -> Checks:
-        """The acceptance predicates of a call: its own, else the client's."""
-        return accept if accept is not None else (self.rt.accept or ())
-
     async def complete(
         self,
         request: ChatRequest,
