@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +25,16 @@ def pytest_configure(config: pytest.Config) -> None:
     makes ``get_event_loop()`` raise instead, which looptime handles.
     """
     asyncio.set_event_loop(None)
+    # A price index built for another genai-prices version goes to a cache directory: keep
+    # the tests' (and their subprocesses') out of the user's home.
+    os.environ["ASYNCLLM_CACHE_DIR"] = _CACHE_DIR
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_CACHE_DIR, ignore_errors=True)
+
+
+_CACHE_DIR = tempfile.mkdtemp(prefix="asyncllm-test-cache-")
 
 
 _real_connect = socket.socket.connect

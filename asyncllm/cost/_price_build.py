@@ -5,30 +5,34 @@ Regenerate after upgrading genai-prices::
     python -m asyncllm.cost._price_build
 
 It writes ``asyncllm/cost/price_index.jsonl``; ``tests/cost/test_price_index.py`` fails when
-the committed file disagrees with the installed genai-prices. This module imports
-genai-prices (~0.2 s, +20 MB) and is never imported by the request path.
+the committed file disagrees with the installed genai-prices (the ``test`` extra pins the
+version it was built from). This module imports genai-prices (~0.2 s, +20 MB); the request
+path imports it only when the shipped index is for another genai-prices version, to write
+one for the installed version into the user's cache directory (:func:`write_index`).
 
 What the index holds, per genai-prices provider: its id, its provider-id match logic, the
 providers it falls back to for prices, and its models in genai-prices' order, each with its
 match logic and its prices as dated linear (or tiered) coefficients, measured by asking
-genai-prices itself to price probe usages (see ``_prices._measure``). A model whose price
+genai-prices itself to price probe usages (see ``_coefficients.measure``). A model whose price
 depends on something the index cannot represent (time of day, an unpriceable unit) is
 stored as ``null`` prices: a lookup that lands on it asks genai-prices directly.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import os
+import uuid
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ._price_index import FORMAT, INDEX_PATH
-from ._prices import _Linear, _measure, _Tiered
+from ._coefficients import Linear, Tiered, measure
+from ._price_index import FORMAT, INDEX_PATH, installed_genai_prices_version
 
-__all__ = ["build", "main"]
+__all__ = ["build", "dumps", "main", "write_index"]
 
 
 def _match(logic: Any) -> Any:
@@ -53,11 +57,11 @@ def _match(logic: Any) -> Any:
     raise TypeError(f"unknown genai-prices match clause {logic!r}")
 
 
-def _entry(entry: _Linear | _Tiered) -> Any:
-    def lin(x: _Linear) -> list[float]:
+def _entry(entry: Linear | Tiered) -> Any:
+    def lin(x: Linear) -> list[float]:
         return [x.base, x.input, x.output, x.cache_read, x.cache_write]
 
-    if isinstance(entry, _Tiered):
+    if isinstance(entry, Tiered):
         return {"starts": list(entry.starts), "segments": [lin(s) for s in entry.segments]}
     return lin(entry)
 
@@ -79,7 +83,7 @@ def _prices(model: Any) -> list[list[Any]] | None:
         when = None if c is None else c.start_date
         stamp = datetime.combine(when or date(2000, 1, 1), time(12), tzinfo=UTC)
         try:
-            entry = _measure(model.get_prices(stamp))
+            entry = measure(model.get_prices(stamp))
         except Exception:  # a unit our four usage counts cannot express
             return None
         out.append([None if when is None else when.isoformat(), _entry(entry)])
@@ -93,7 +97,9 @@ def build() -> dict[str, Any]:
 
     index: dict[str, Any] = {
         "format": FORMAT,
-        "genai_prices": genai_prices.__version__,
+        # The name lookups compare with (the dist-info folder's), so a built index is
+        # recognised as current.
+        "genai_prices": installed_genai_prices_version() or genai_prices.__version__,
         "providers": [],
     }
     for p in providers:
@@ -127,13 +133,31 @@ def dumps(index: dict[str, Any]) -> bytes:
     return orjson.dumps(head) + b"\n" + b"".join(lines)
 
 
+def write_index(path: Path) -> int:
+    """Build the index of the installed genai-prices and write it to ``path`` atomically (a
+    temporary file beside it, renamed over it): a reader, another process included, sees
+    the old file or the whole new one. Returns the size written."""
+    data = dumps(build())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return len(data)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write the index next to this module (or to the path given)."""
-    args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0]) if args else INDEX_PATH
-    data = dumps(build())
-    path.write_bytes(data)
-    print(f"wrote {path} ({len(data) / 1024:.0f} KiB)")
+    parser = argparse.ArgumentParser(
+        prog="python -m asyncllm.cost._price_build",
+        description="Build the compact price index from the installed genai-prices.",
+    )
+    parser.add_argument("path", nargs="?", type=Path, default=INDEX_PATH, help="where to write")
+    args = parser.parse_args(argv)
+    size = write_index(args.path)
+    print(f"wrote {args.path} ({size / 1024:.0f} KiB)")
     return 0
 
 

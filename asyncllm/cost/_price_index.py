@@ -9,14 +9,18 @@ and the line of the provider it needs (~0.3 ms, and only those lines stay in mem
 lookup is then a few string comparisons.
 
 The index is used only when it was built from the genai-prices version installed (read
-from its ``dist-info`` folder name, without importing it); otherwise, and for the few
-references only genai-prices can resolve (compact-dated names, LiteLLM-style prefixes,
-time-of-day prices), :class:`~asyncllm.cost.Prices` asks genai-prices directly.
+from its ``dist-info`` folder name, without importing it). Another version (genai-prices
+releases often, and a fresh install takes the newest) gets its own index, built once from
+the installed data and kept in the user's cache directory (:func:`cache_dir`), so only the
+first process after an upgrade pays for the import. Where that cannot be written, and for
+the few references only genai-prices can resolve (compact-dated names, LiteLLM-style
+prefixes, time-of-day prices), :class:`~asyncllm.cost.Prices` asks genai-prices directly.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from datetime import date
 from pathlib import Path
@@ -25,10 +29,13 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "CACHE_DIR_ENV",
     "DEFER",
     "FORMAT",
     "INDEX_PATH",
     "PriceIndex",
+    "built_index_path",
+    "cache_dir",
     "installed_genai_prices_version",
     "load_index",
 ]
@@ -36,6 +43,10 @@ __all__ = [
 #: Version of the file's layout (bumped when it changes).
 FORMAT = 3
 INDEX_PATH = Path(__file__).with_name("price_index.jsonl")
+
+#: Environment variable naming the directory for indexes built on this machine; set to an
+#: empty string, nothing is written (a read-only file system, say).
+CACHE_DIR_ENV = "ASYNCLLM_CACHE_DIR"
 
 #: Refs with an 8-digit run may be compact dates genai-prices rewrites (``-20251211``):
 #: a miss on such a ref is not definitive.
@@ -160,8 +171,10 @@ def installed_genai_prices_version() -> str | None:
         return None
 
 
-def load_index(path: Path = INDEX_PATH) -> PriceIndex | None:
-    """The index, or ``None`` when it is missing, of another format, or stale."""
+def load_index(path: Path | None = None) -> PriceIndex | None:
+    """The index at ``path`` (default: the shipped one), or ``None`` when it is missing, of
+    another format, or built from another genai-prices version."""
+    path = INDEX_PATH if path is None else path
     try:
         with path.open("rb") as f:
             head = orjson.loads(f.readline())
@@ -171,3 +184,30 @@ def load_index(path: Path = INDEX_PATH) -> PriceIndex | None:
     if head.get("format") != FORMAT or head.get("genai_prices") != installed_genai_prices_version():
         return None
     return PriceIndex(head, path, base)
+
+
+def cache_dir() -> Path | None:
+    """Where indexes built for the installed genai-prices are kept.
+
+    ``$ASYNCLLM_CACHE_DIR`` (empty: nowhere), else ``$XDG_CACHE_HOME/asyncllm``, else
+    ``~/.cache/asyncllm``; ``None`` when there is no such place.
+    """
+    value = os.environ.get(CACHE_DIR_ENV)
+    if value is not None:
+        return Path(value) if value.strip() else None
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    if xdg:
+        return Path(xdg) / "asyncllm"
+    try:
+        return Path.home() / ".cache" / "asyncllm"
+    except RuntimeError:  # no home directory (some service accounts)
+        return None
+
+
+def built_index_path(version: str) -> Path | None:
+    """The file an index built for genai-prices ``version`` is kept in (see :func:`cache_dir`)."""
+    where = cache_dir()
+    if where is None:
+        return None
+    safe = re.sub(r"[^A-Za-z0-9._+-]", "_", version)
+    return where / f"price_index-f{FORMAT}-genai_prices-{safe}.jsonl"

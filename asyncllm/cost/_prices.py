@@ -28,8 +28,6 @@ long-context rates) get one set of coefficients per tier. Entries are re-resolve
 
 from __future__ import annotations
 
-import bisect
-import copy
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,7 +37,14 @@ from typing import TYPE_CHECKING, Any
 from .._exceptions import ConfigurationError
 from .._logging import get_logger
 from .._types import DEFAULT_OUTPUT_CAP, Usage, output_cap
-from ._price_index import DEFER, PriceIndex, load_index
+from ._coefficients import Entry, Linear, Tiered, from_json, measure
+from ._price_index import (
+    DEFER,
+    PriceIndex,
+    built_index_path,
+    installed_genai_prices_version,
+    load_index,
+)
 
 if TYPE_CHECKING:
     from .._hooks import Pricing
@@ -81,68 +86,26 @@ class ModelPrice:
 
     def cost(self, usage: Usage) -> float:
         """The USD cost of ``usage`` at this price."""
-        return _Linear.of(self).cost(usage)
+        return _linear(self).cost(usage)
 
 
-@dataclass(slots=True, frozen=True)
-class _Linear:
-    """Cost as ``base + Σ coefficient × tokens``, coefficients in USD per token."""
-
-    base: float
-    input: float
-    output: float
-    cache_read: float
-    cache_write: float
-
-    @staticmethod
-    def of(price: ModelPrice) -> _Linear:
-        inp = price.input_per_mtok / 1e6
-        cr = price.cache_read_per_mtok
-        cw = price.cache_write_per_mtok
-        return _Linear(
-            base=price.per_request,
-            input=inp,
-            output=price.output_per_mtok / 1e6,
-            cache_read=inp if cr is None else cr / 1e6,
-            cache_write=inp if cw is None else cw / 1e6,
-        )
-
-    def cost(self, usage: Usage) -> float:
-        cr = usage.cache_read_tokens
-        cw = usage.cache_write_tokens
-        uncached = usage.input_tokens - cr - cw
-        if uncached < 0:
-            # Anthropic's raw convention: input_tokens excludes the cache parts.
-            uncached = usage.input_tokens
-        return (
-            self.base
-            + uncached * self.input
-            + usage.output_tokens * self.output
-            + cr * self.cache_read
-            + cw * self.cache_write
-        )
-
-
-@dataclass(slots=True, frozen=True)
-class _Tiered:
-    """genai-prices' cliff tiers: all tokens pay the tier whose start the input exceeds."""
-
-    starts: tuple[int, ...]  # ascending; segment i+1 applies when input_tokens > starts[i]
-    segments: tuple[_Linear, ...]  # len(starts) + 1
-
-    def cost(self, usage: Usage) -> float:
-        total_input = usage.input_tokens
-        if usage.cache_read_tokens + usage.cache_write_tokens > total_input:
-            total_input += usage.cache_read_tokens + usage.cache_write_tokens
-        return self.segments[bisect.bisect_left(self.starts, total_input)].cost(usage)
-
-
-_Entry = _Linear | _Tiered | None
+def _linear(price: ModelPrice) -> Linear:
+    """A :class:`ModelPrice` (USD per million tokens) as coefficients (USD per token)."""
+    inp = price.input_per_mtok / 1e6
+    cr = price.cache_read_per_mtok
+    cw = price.cache_write_per_mtok
+    return Linear(
+        base=price.per_request,
+        input=inp,
+        output=price.output_per_mtok / 1e6,
+        cache_read=inp if cr is None else cr / 1e6,
+        cache_write=inp if cw is None else cw / 1e6,
+    )
 
 
 @dataclass(slots=True)
 class _Cached:
-    entry: _Entry
+    entry: Entry
     expires: float
 
 
@@ -188,7 +151,7 @@ class Prices:
         for key, value in (overrides or {}).items():
             if not isinstance(value, ModelPrice):
                 raise ConfigurationError(f"override {key!r} must be a ModelPrice, got {value!r}")
-        self._overrides = {k: _Linear.of(v) for k, v in (overrides or {}).items()}
+        self._overrides = {k: _linear(v) for k, v in (overrides or {}).items()}
         self._provider_ids = {**_DEFAULT_PROVIDER_IDS, **(provider_ids or {})}
         self._ttl = ttl
         self._use_updated = use_updated_prices
@@ -201,18 +164,24 @@ class Prices:
         self._unknown = 0
 
     def load(self) -> None:
-        """Read the price data now (blocking): the compact index (~0.5 ms), or genai-prices'
-        bundled data (~0.2 s) when the index is stale or ``use_updated_prices`` is set."""
+        """Read the price data now (blocking): the compact index (~0.5 ms; once per machine
+        after a genai-prices upgrade, building it takes ~0.7 s), or genai-prices' bundled
+        data (~0.2 s) when no index applies or ``use_updated_prices`` is set."""
         if self._use_updated or _index() is None:
             self._data_snapshot()
 
     async def aload(self) -> None:
-        """:meth:`load` without blocking the event loop for long: the compact index is read
-        here (~0.5 ms); genai-prices, when it is needed, is imported in a worker thread."""
-        if self._use_updated or _index() is None:
+        """:meth:`load` without blocking the event loop for long: the shipped index is read
+        here (~0.5 ms, less than a worker thread costs); building one for another
+        genai-prices version, or importing genai-prices, happens in a worker thread."""
+        if not _INDEX:
+            shipped = load_index()
+            if shipped is not None:
+                _INDEX.append(shipped)
+        if self._use_updated or not _INDEX or _INDEX[0] is None:
             import anyio.to_thread
 
-            await anyio.to_thread.run_sync(self._data_snapshot)
+            await anyio.to_thread.run_sync(self.load)
 
     def cost(
         self, *, provider: str, kind: str, model: str, usage: Usage, local: bool
@@ -259,7 +228,7 @@ class Prices:
         if cached is None or cached.expires <= self._clock():
             cached = self._resolve(key, local)
         entry = cached.entry
-        if isinstance(entry, _Tiered):
+        if isinstance(entry, Tiered):
             entry = entry.segments[0]
         if entry is None:
             return None
@@ -286,7 +255,7 @@ class Prices:
     def _resolve(self, key: tuple[str, str, str], local: bool) -> _Cached:
         provider, kind, model = key
         self._resolves += 1
-        entry: _Entry = self._override(provider, kind, model)
+        entry: Entry = self._override(provider, kind, model)
         if entry is None:
             gp_id = self._provider_ids.get(kind)
             if gp_id is not None and not local:
@@ -295,7 +264,7 @@ class Prices:
                     self._warned.add((kind, model))
                     _log.warning("cost.unknown_model", kind=kind, model=model, provider=provider)
             elif local or kind in LOCAL_KINDS:
-                entry = _Linear(0.0, 0.0, 0.0, 0.0, 0.0)
+                entry = Linear(0.0, 0.0, 0.0, 0.0, 0.0)
             elif (kind, model) not in self._warned:
                 self._warned.add((kind, model))
                 _log.warning("cost.unknown_provider", kind=kind, model=model, provider=provider)
@@ -303,7 +272,7 @@ class Prices:
         self._cache[key] = cached
         return cached
 
-    def _override(self, provider: str, kind: str, model: str) -> _Linear | None:
+    def _override(self, provider: str, kind: str, model: str) -> Linear | None:
         o = self._overrides
         if not o:
             return None
@@ -325,19 +294,19 @@ class Prices:
             self._snapshot = data_snapshot.DataSnapshot(providers=providers, from_auto_update=False)
         return self._snapshot
 
-    def _from_genai_prices(self, provider_id: str, model: str) -> _Entry:
+    def _from_genai_prices(self, provider_id: str, model: str) -> Entry:
         if not self._use_updated:
             index = _index()
             if index is not None:
                 found = index.find(provider_id, model, datetime.now(tz=UTC).date())
                 if found is not DEFER:
-                    return _from_json(found)
+                    return from_json(found)
         try:
             _, info = self._data_snapshot().find_provider_model(model, None, provider_id, None)
         except LookupError:
             return None
         try:
-            return _measure(info.get_prices(datetime.now(tz=UTC)))
+            return measure(info.get_prices(datetime.now(tz=UTC)))
         except Exception:  # an unusual price model: give up on it, never crash a request
             _log.warning("cost.unpriceable_model", provider_id=provider_id, model=model)
             return None
@@ -347,67 +316,43 @@ _INDEX: list[PriceIndex | None] = []
 
 
 def _index() -> PriceIndex | None:
-    """The process-wide compact index, read once (``None``: missing or stale)."""
+    """The process-wide compact index, read once (``None``: genai-prices answers)."""
     if not _INDEX:
-        index = load_index()
-        if index is None:
-            _log.warning(
-                "cost.price_index_stale",
-                detail="price_index.jsonl does not match the installed genai-prices; using "
-                "genai-prices directly (slower start). Regenerate: "
-                "python -m asyncllm.cost._price_build",
-            )
-        _INDEX.append(index)
+        _INDEX.append(load_index() or _index_for_installed())
     return _INDEX[0]
 
 
-def _from_json(found: Any) -> _Entry:
-    if found is None:
-        return None
-    if isinstance(found, dict):
-        return _Tiered(tuple(found["starts"]), tuple(_Linear(*s) for s in found["segments"]))
-    return _Linear(*found)
+def _index_for_installed() -> PriceIndex | None:
+    """The shipped index is for another genai-prices version: use the one built for the
+    installed version in the cache directory, building it first if this is the first
+    process since the upgrade (it imports genai-prices, which answering would need anyway)."""
+    version = installed_genai_prices_version()
+    path = None if version is None else built_index_path(version)
+    if path is None:
+        reason = "no cache directory (ASYNCLLM_CACHE_DIR is empty or there is no home)"
+    else:
+        index = load_index(path)
+        if index is not None:
+            return index
+        from ._price_build import write_index
 
-
-def _measure(model_price: Any) -> _Linear | _Tiered:
-    """Turn a genai-prices ``ModelPrice`` into coefficients by pricing probe usages."""
-    from genai_prices.types import TieredPrices
-
-    tiered = {k: v for k, v in vars(model_price).items() if isinstance(v, TieredPrices)}
-    if not tiered:
-        return _probe(model_price)
-    starts = sorted({t.start for v in tiered.values() for t in v.tiers})
-    segments = []
-    for i in range(len(starts) + 1):
-        # A representative input count inside segment i (segment i+1 starts above starts[i]).
-        at = 0 if i == 0 else starts[i - 1] + 1
-        flat = copy.copy(model_price)
-        for k, v in tiered.items():
-            price = v.base
-            for tier in v.tiers:
-                if at > tier.start:
-                    price = tier.price
-            setattr(flat, k, price)
-        segments.append(_probe(flat))
-    return _Tiered(tuple(starts), tuple(segments))
-
-
-def _probe(flat_price: Any) -> _Linear:
-    from genai_prices.types import Usage as GUsage
-
-    m = 1_000_000
-
-    def price(**usage: int) -> float:
-        return float(flat_price.calc_price(GUsage(**usage))["total_price"])
-
-    base = price()
-    return _Linear(
-        base=base,
-        input=(price(input_tokens=m) - base) / m,
-        output=(price(output_tokens=m) - base) / m,
-        cache_read=(price(input_tokens=m, cache_read_tokens=m) - base) / m,
-        cache_write=(price(input_tokens=m, cache_write_tokens=m) - base) / m,
+        try:
+            write_index(path)
+        except Exception as exc:  # read-only disk, or a genai-prices the builder cannot read
+            reason = f"building it failed: {type(exc).__name__}: {exc}"
+        else:
+            index = load_index(path)
+            if index is not None:
+                _log.info("cost.price_index_built", path=str(path), genai_prices=version)
+                return index
+            reason = f"the index built at {path} does not load"
+    _log.warning(
+        "cost.price_index_stale",
+        genai_prices=version,
+        detail=f"the shipped price index is for another genai-prices and {reason}; prices "
+        "come from genai-prices directly (about 0.2 s more on the first priced answer)",
     )
+    return None
 
 
 def worst_case(

@@ -1,32 +1,60 @@
 """The compact price index: it agrees with the installed genai-prices, answers without
-importing it, and steps aside when it is stale."""
+importing it, is rebuilt once per machine for another genai-prices version, and steps aside
+when it cannot be."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import genai_prices
+import orjson
 import pytest
 from genai_prices import data_snapshot
 from genai_prices.data import providers as gp_providers
 from structlog.testing import capture_logs
 
 from asyncllm import Usage
-from asyncllm.cost import Prices, _price_index, _prices
-from asyncllm.cost._price_build import build, dumps
-from asyncllm.cost._price_index import DEFER, INDEX_PATH, load_index
+from asyncllm.cost import Prices, _price_build, _price_index, _prices
+from asyncllm.cost._price_build import build, dumps, write_index
+from asyncllm.cost._price_index import (
+    DEFER,
+    INDEX_PATH,
+    PriceIndex,
+    built_index_path,
+    installed_genai_prices_version,
+    load_index,
+)
 
 TODAY = datetime.now(tz=UTC).date()
 
 
 def test_committed_index_matches_the_installed_genai_prices() -> None:
-    # Fails after a genai-prices upgrade until `python -m asyncllm.cost._price_build` is run.
+    # The test extra pins the genai-prices the committed index was built from. After bumping
+    # the pin, this fails until `python -m asyncllm.cost._price_build` is run.
     assert INDEX_PATH.read_bytes() == dumps(build()), (
         "asyncllm/cost/price_index.jsonl is stale: run python -m asyncllm.cost._price_build"
     )
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> PriceIndex:
+    """The index the library uses with the installed genai-prices: the shipped one, or one
+    built for this version (so the comparisons below hold for any genai-prices)."""
+    shipped = load_index()
+    if shipped is not None:
+        return shipped
+    path = tmp_path_factory.mktemp("index") / "price_index.jsonl"
+    write_index(path)
+    built = load_index(path)
+    assert built is not None
+    return built
 
 
 def _refs(model: Any) -> list[str]:
@@ -49,9 +77,7 @@ def _refs(model: Any) -> list[str]:
     return out
 
 
-def test_index_resolves_every_reference_like_genai_prices() -> None:
-    index = load_index()
-    assert index is not None
+def test_index_resolves_every_reference_like_genai_prices(index: PriceIndex) -> None:
     snapshot = data_snapshot.DataSnapshot(providers=gp_providers, from_auto_update=False)
     checked = 0
     for p in gp_providers:
@@ -90,9 +116,7 @@ USAGES = [
 
 
 @pytest.mark.parametrize(("provider_id", "model"), MODELS)
-def test_index_costs_equal_genai_prices(provider_id: str, model: str) -> None:
-    index = load_index()
-    assert index is not None
+def test_index_costs_equal_genai_prices(index: PriceIndex, provider_id: str, model: str) -> None:
     prices = Prices(provider_ids={"x": provider_id})
     for u in USAGES:
         gu = genai_prices.Usage(
@@ -133,22 +157,124 @@ anyio.run(main)
     assert out.stdout.strip() == "[]"
 
 
-def test_stale_index_falls_back_to_genai_prices(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_price_index, "installed_genai_prices_version", lambda: "0.0.0-other")
+@pytest.fixture
+def stale_shipped_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The shipped index as a release built for an older genai-prices would ship it; the
+    process-wide index is read afresh; builds go to ``tmp_path / "cache"``."""
+    lines = INDEX_PATH.read_bytes().split(b"\n", 1)
+    head = orjson.loads(lines[0])
+    head["genai_prices"] = "0.0.1"
+    stale = tmp_path / "shipped.jsonl"
+    stale.write_bytes(orjson.dumps(head) + b"\n" + lines[1])
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(_price_index, "INDEX_PATH", stale)
+    monkeypatch.setenv("ASYNCLLM_CACHE_DIR", str(cache))
     monkeypatch.setattr(_prices, "_INDEX", [])
+    yield cache
+
+
+def _cost_of_gpt_4o_mini() -> float | None:
+    return Prices().cost(
+        provider="o", kind="openai", model="gpt-4o-mini", usage=Usage(1000, 500), local=False
+    )
+
+
+def test_another_genai_prices_gets_its_own_index_built_once(stale_shipped_index: Path) -> None:
+    assert load_index() is None  # the shipped index no longer applies
+    with capture_logs() as logs:
+        assert _cost_of_gpt_4o_mini() == pytest.approx(0.00045)
+    events = [e["event"] for e in logs]
+    assert "cost.price_index_built" in events and "cost.price_index_stale" not in events
+    version = installed_genai_prices_version()
+    assert version is not None
+    built = built_index_path(version)
+    assert built is not None and built.parent == stale_shipped_index
+    assert built.read_bytes() == dumps(build())
+    assert _prices._INDEX[0] is not None and _prices._INDEX[0].version == version
+    # The next process finds it: nothing is built again, nothing is logged.
+    _prices._INDEX.clear()
+    with capture_logs() as logs:
+        assert _cost_of_gpt_4o_mini() == pytest.approx(0.00045)
+    assert logs == []
+    assert _prices._INDEX[0] is not None
+
+
+def test_after_the_first_build_a_process_never_imports_genai_prices(
+    stale_shipped_index: Path, tmp_path: Path
+) -> None:
+    code = f"""
+import sys
+from pathlib import Path
+from asyncllm.cost import _price_index
+_price_index.INDEX_PATH = Path({str(_price_index.INDEX_PATH)!r})
+from asyncllm.cost import Prices
+from asyncllm import Usage
+cost = Prices().cost(provider="o", kind="openai", model="gpt-4o-mini",
+                     usage=Usage(1000, 500), local=False)
+assert abs(cost - 0.00045) < 1e-12, cost
+print(sorted(m for m in sys.modules if m.startswith("genai_prices")) == [])
+"""
+    env = {**os.environ, "ASYNCLLM_CACHE_DIR": str(stale_shipped_index)}
+
+    def run() -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+            check=False, env=env,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert run() == "False"  # the first process after the upgrade builds (and imports)
+    assert run() == "True"  # every later one reads what it built
+    assert run() == "True"
+
+
+@pytest.mark.parametrize("where", ["", "a-file/cache"])
+def test_no_writable_cache_directory_falls_back_to_genai_prices(
+    stale_shipped_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    monkeypatch.setenv("ASYNCLLM_CACHE_DIR", where and str(tmp_path / where))
     with capture_logs() as logs:
         p = Prices()
-        cost = p.cost(
+        assert p.cost(
             provider="o", kind="openai", model="gpt-4o-mini", usage=Usage(1000, 500), local=False
-        )
-    assert cost == pytest.approx(0.00045)
-    assert "cost.price_index_stale" in [e["event"] for e in logs]
+        ) == pytest.approx(0.00045)
+    stale = [e for e in logs if e["event"] == "cost.price_index_stale"]
+    assert len(stale) == 1 and stale[0]["log_level"] == "warning"
+    reason = "no cache directory" if where == "" else "building it failed: "
+    assert reason in stale[0]["detail"]
     assert p._snapshot is not None  # genai-prices answered
+    assert not list(tmp_path.glob("**/*.tmp"))  # no half-written file left behind
 
 
-def test_compact_dated_reference_defers_to_genai_prices() -> None:
-    index = load_index()
-    assert index is not None
+def test_a_genai_prices_the_builder_cannot_read_falls_back(
+    stale_shipped_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def new_clause_kind() -> Any:
+        raise TypeError("unknown genai-prices match clause ClauseGlob(...)")
+
+    monkeypatch.setattr(_price_build, "build", new_clause_kind)
+    with capture_logs() as logs:
+        assert _cost_of_gpt_4o_mini() == pytest.approx(0.00045)
+    stale = [e for e in logs if e["event"] == "cost.price_index_stale"]
+    assert len(stale) == 1 and "TypeError: unknown genai-prices match clause" in stale[0]["detail"]
+    assert not stale_shipped_index.exists() or not any(stale_shipped_index.iterdir())
+
+
+def test_build_cli_writes_the_path_given_and_refuses_an_unknown_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "out" / "index.jsonl"
+    assert _price_build.main([str(target)]) == 0
+    assert target.read_bytes() == dumps(build())
+    with pytest.raises(SystemExit) as exc:
+        _price_build.main(["--bogus"])
+    assert exc.value.code == 2
+    assert not (Path.cwd() / "--bogus").exists()
+
+
+def test_compact_dated_reference_defers_to_genai_prices(index: PriceIndex) -> None:
     # genai-prices rewrites compact dates only as a fallback: the index must not say "unknown".
     assert index.find("openai", "gpt-4o-mini-20240718", TODAY) is DEFER
     assert index.find("openai", "no-such-model", TODAY) is None
@@ -158,3 +284,34 @@ def test_compact_dated_reference_defers_to_genai_prices() -> None:
         local=False,
     )  # fmt: skip
     assert got == pytest.approx(0.00045)
+
+
+async def test_aload_builds_the_index_in_a_worker_thread(
+    stale_shipped_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[bool] = []
+    real = _price_build.write_index
+
+    def recording(path: Path) -> int:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(path)
+
+    monkeypatch.setattr(_price_build, "write_index", recording)
+    await Prices().aload()
+    assert threads == [False]  # built once, off the event loop's thread
+    assert _prices._INDEX[0] is not None
+    await Prices().aload()  # already loaded: nothing more
+    assert threads == [False]
+
+
+async def test_aload_reads_a_current_shipped_index_in_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_prices, "_INDEX", [])
+
+    def no_thread(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a worker thread was started for the shipped index")
+
+    monkeypatch.setattr("anyio.to_thread.run_sync", no_thread)
+    await Prices().aload()
+    assert _prices._INDEX[0] is not None

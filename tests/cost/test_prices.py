@@ -13,7 +13,8 @@ from structlog.testing import capture_logs
 
 from asyncllm import ChatRequest, Message, Usage
 from asyncllm.cost import DEFAULT_MAX_TOKENS, ModelPrice, Prices, worst_case
-from asyncllm.cost._prices import _Linear, _Tiered
+from asyncllm.cost._coefficients import Linear, Tiered
+from asyncllm.cost._prices import _linear
 
 MODELS = [
     ("openai", "gpt-4o-mini"),
@@ -82,7 +83,7 @@ def test_tiered_model_switches_tier_above_its_threshold() -> None:
     assert small == pytest.approx(0.6)  # $3 per million at the threshold
     assert big == pytest.approx(200_001 * 6e-6)  # every token at the long-context rate
     entry = p._cache[("anthropic", "anthropic", "claude-sonnet-4-5")].entry
-    assert isinstance(entry, _Tiered) and entry.starts == (200_000,)
+    assert isinstance(entry, Tiered) and entry.starts == (200_000,)
 
 
 def test_anthropic_raw_convention_is_priced_like_the_inclusive_one() -> None:
@@ -203,4 +204,4 @@ def test_model_price_cost_and_hot_path_entry() -> None:
     mp = ModelPrice(input_per_mtok=2, output_per_mtok=8, cache_write_per_mtok=2.5)
     u = Usage(input_tokens=1000, output_tokens=100, cache_write_tokens=400)
     assert mp.cost(u) == pytest.approx(600 * 2e-6 + 400 * 2.5e-6 + 100 * 8e-6)
-    assert isinstance(_Linear.of(mp), _Linear)
+    assert isinstance(_linear(mp), Linear)
