@@ -10,18 +10,26 @@ that assembles the response. The bracket is closed when the block is left.
 The acceptance predicates judge a replayed answer before its first chunk (a rejected one is
 not replayed: the request goes upstream, as ``cache="refresh"``) and a followed one at its
 end (a rejection raises :class:`~asyncllm.AnswerRejected` from the ``async for``).
+
+A stream that follows an identical stream in flight keeps its own deadline: waiting for the
+shared stream to open and for each next chunk ends at it with
+:class:`~asyncllm.DeadlineExceeded` for this caller only (the shared stream goes on for the
+others). Its leader's deadline is the shared stream's.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+import anyio
+
 from ._bracket import Bracket
 from ._exceptions import AnswerRejected
 from ._hooks import CacheMode
-from .orchestrator import strategy_stream
+from .orchestrator import deadline_error, strategy_stream
 from .providers import StreamAccumulator
 from .quality import judge
 
@@ -52,6 +60,7 @@ class ClientStream:
         "_cache_ttl",
         "_call",
         "_cm",
+        "_deadline",
         "_error",
         "_it",
         "_pipeline",
@@ -83,6 +92,8 @@ class ClientStream:
         self._bracket: Bracket | None = None
         # Served by the cache (a replayed answer, or a follower of an identical stream).
         self._served = False
+        # A follower's own deadline, applied to its waits (``None``: none to apply).
+        self._deadline: float | None = None
         # The strategy's stream, once the cache (or the plain path) opened it.
         self._upstream: Any = None
         self._rejected = False
@@ -144,7 +155,7 @@ class ClientStream:
             self._cm = self._open_upstream()
             self._it = await self._cm.__aenter__()
             return
-        it = await self._enter(self._cache_mode)
+        it = await self._enter_in_time(self._cache_mode)
         if self._upstream is None:
             # Served by the cache: a replayed answer is judged before its first chunk.
             replayed = getattr(it, "replayed", None)
@@ -158,11 +169,26 @@ class ClientStream:
                 if reason is not None:
                     # A stored answer this request would reject: not replayed, go upstream.
                     await self._cm.__aexit__(None, None, None)
-                    it = await self._enter("refresh")
+                    it = await self._enter_in_time("refresh")
             self._served = self._upstream is None
+            call = self._call
+            if self._served and replayed is None and call is not None and call.deadline < math.inf:
+                # A follower: the stream it shares runs on its leader's deadline.
+                self._deadline = call.deadline
         if not hasattr(it, "response"):
             # An iterator that does not assemble its response: assemble it here.
             self._acc = StreamAccumulator()
+
+    async def _enter_in_time(self, mode: CacheMode) -> AsyncIterator[Chunk]:
+        """:meth:`_enter` within the request's deadline: a follower waiting for an identical
+        stream to open (its leader may be queued on a limiter) waits no longer than that."""
+        call = self._call
+        assert call is not None
+        if call.deadline == math.inf:
+            return await self._enter(mode)
+        with anyio.CancelScope(deadline=call.deadline):
+            return await self._enter(mode)
+        raise deadline_error(call)
 
     async def _enter(self, mode: CacheMode) -> AsyncIterator[Chunk]:
         pipeline = self._pipeline
@@ -219,7 +245,7 @@ class ClientStream:
         if it is None:
             raise RuntimeError("iterate the stream inside `async with client.stream(...)`")
         try:
-            chunk = await it.__anext__()
+            chunk = await (it.__anext__() if self._deadline is None else self._next_in_time(it))
         except StopAsyncIteration:
             await self._finish()
             typed, self._typed = self._typed, None
@@ -235,6 +261,15 @@ class ClientStream:
         if self._acc is not None:
             self._acc.add(chunk)
         return chunk
+
+    async def _next_in_time(self, it: AsyncIterator[Chunk]) -> Chunk:
+        """A follower's next chunk, or :class:`~asyncllm.DeadlineExceeded` at its deadline."""
+        assert self._deadline is not None and self._call is not None
+        with anyio.CancelScope(deadline=self._deadline):
+            return await it.__anext__()
+        if getattr(it, "response", None) is not None:
+            raise StopAsyncIteration  # the answer was whole in time: it is this caller's
+        raise deadline_error(self._call)
 
     async def _finish(self) -> None:
         call = self._call

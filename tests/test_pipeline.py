@@ -297,6 +297,63 @@ async def test_a_follower_outliving_the_leaders_deadline_asks_again() -> None:
     assert sorted(v for [v] in rec.finished().values()) == ["DeadlineExceeded", "ok"]
 
 
+async def test_a_stream_following_a_slower_identical_stream_keeps_its_own_deadline() -> None:
+    """The follower's total timeout ends its wait for the next shared chunk, for it alone:
+    the leader reads on, the answer is stored, and each is reported once."""
+    rec = Recorder()
+    provider = FakeProvider("p", model="m1", latency=0.0, token_delay=1.0)
+    async with Client(provider, cache=ResponseCache(), observers=[rec], log=False) as client:
+        out: dict[str, Any] = {}
+
+        async def leader() -> None:
+            async with client.stream("same", temperature=0) as s:
+                out["leader"] = "".join([c.text async for c in s])
+
+        async def follower() -> None:
+            await anyio.sleep(0.1)
+            started = anyio.current_time()
+            got: list[str] = []
+            with pytest.raises(DeadlineExceeded):
+                async with client.stream("same", temperature=0, timeout=1.5) as s:
+                    async for c in s:
+                        got.append(c.text)
+            out["follower waited"] = anyio.current_time() - started
+            out["follower got"] = got
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(leader)
+            tg.start_soon(follower)
+        async with client.stream("same", temperature=0) as s:
+            hit = "".join([c.text async for c in s])
+    assert out["follower waited"] == pytest.approx(1.5, abs=0.01)
+    assert 0 < len(out["follower got"]) < 4  # some shared chunks came, not the end
+    assert out["leader"] == hit == "Hello, world!"
+    assert len(provider.calls) == 1
+    assert sorted(v for [v] in rec.finished().values()) == ["DeadlineExceeded", "ok", "ok"]
+
+
+async def test_a_stream_waiting_for_an_identical_stream_to_open_keeps_its_own_deadline() -> None:
+    rec = Recorder()
+    provider = FakeProvider("p", model="m1", latency=5.0)
+    async with Client(provider, cache=ResponseCache(), observers=[rec], log=False) as client:
+        out: dict[str, Any] = {}
+
+        async def leader() -> None:
+            async with client.stream("same", temperature=0) as s:
+                out["leader"] = "".join([c.text async for c in s])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(leader)
+            await anyio.sleep(0.1)
+            started = anyio.current_time()
+            with pytest.raises(DeadlineExceeded):
+                async with client.stream("same", temperature=0, timeout=1.0):
+                    pytest.fail("the follower's stream opened after its deadline")
+            assert anyio.current_time() - started == pytest.approx(1.0, abs=0.01)
+    assert out["leader"] == "Hello, world!" and len(provider.calls) == 1
+    assert sorted(v for [v] in rec.finished().values()) == ["DeadlineExceeded", "ok"]
+
+
 async def test_an_answer_that_does_not_fit_response_format_is_a_delivered_request() -> None:
     """Validation against a pydantic ``response_format`` is the caller's check, above the
     request: the observers see a request that was answered, complete or stream alike, and

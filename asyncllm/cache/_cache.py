@@ -403,7 +403,12 @@ class ResponseCache:
 
         async def store(response: Response) -> None:
             if self._policy.is_storable(response):
-                await self._store.write(key, stored_copy(response), ttl_s)
+                # Written by whichever reader reached the end first, in its task: a reader
+                # cancelled right then (its deadline, its caller) must not lose the entry.
+                # Bounded: network writes by ``op_timeout``, the rest by the close grace.
+                with anyio.CancelScope(shield=True) as scope:
+                    scope.deadline = anyio.current_time() + (self._store.op_timeout or _CLOSE_GRACE)
+                    await self._store.write(key, stored_copy(response), ttl_s)
 
         if flight is None and self._tg is None:
             # No task group to share a stream from: pass it through, recording it.

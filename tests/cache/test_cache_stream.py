@@ -11,9 +11,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 from _cachetest import ROUTE, caller, opener, req
+from aiocache.base import BaseCache
 
 from asyncllm import Chunk, RateLimited, ServerError, StreamBroken, ToolCallDelta, Usage
-from asyncllm.cache import CachedStream, ResponseCache
+from asyncllm.cache import CachedStream, ResponseCache, ResponseSerializer
 from asyncllm.testing import FakeProvider, FakeReply
 
 TOKENS = ("The", " quick", " brown", " fox")
@@ -281,3 +282,36 @@ async def test_without_entering_a_stream_left_early_is_not_stored() -> None:
         async for _ in s:
             break
     assert await cache.get(r, ROUTE) is None and provider.open_streams == 0
+
+
+class _SlowWrites(BaseCache):  # type: ignore[misc]
+    """A network backend whose writes take 0.3 s."""
+
+    NAME = "slow-writes"
+
+    def __init__(self) -> None:
+        super().__init__(serializer=ResponseSerializer(), timeout=None)
+        self.data: dict[str, Any] = {}
+
+    async def _get(self, key: str, encoding: object = "utf-8", _conn: object = None) -> Any:
+        return self.data.get(key)
+
+    async def _set(self, key: str, value: object, ttl: object = None, **kw: object) -> bool:
+        await anyio.sleep(0.3)
+        self.data[key] = value
+        return True
+
+
+@pytest.mark.looptime
+async def test_a_reader_cancelled_while_its_finished_stream_is_stored_keeps_the_entry() -> None:
+    provider = FakeProvider(replies=[FakeReply(tokens=TOKENS)], latency=0.0, token_delay=0.0)
+    r = req()
+    async with ResponseCache(_SlowWrites(), op_timeout=1.0) as cache:
+        started = anyio.current_time()
+        with anyio.move_on_after(0.1):  # fires while the answer is being written
+            async with cache.stream(r, ROUTE, opener(provider, r)) as s:
+                [c async for c in s]
+        assert anyio.current_time() - started >= 0.1  # the reader's deadline passed
+        stored = await cache.get(r, ROUTE)
+    assert stored is not None and stored.text == "The quick brown fox"
+    assert len(provider.calls) == 1
