@@ -3,8 +3,9 @@
 :class:`AsyncLLMStage` is a callable class for ``Dataset.map_batches``. Ray makes one per
 actor; each holds one long-lived :class:`~asyncllm.Client` built from the run configuration
 (limits, cache, budget, strategy) and runs every row of a batch concurrently, up to the
-configuration's ``[client] concurrency`` requests in flight per actor. :func:`process`
-wires it up for the common case.
+configuration's ``[client] concurrency`` requests in flight per actor. The client is opened
+and closed by a task of its own and closed when Ray lets the actor go (see
+:mod:`._client_host`). :func:`process` wires it up for the common case.
 
 Input rows are lines in any batch input shape (OpenAI Batch API, Anthropic Message
 Batches, simple), either as JSON text in a ``raw`` column (with its 1-based ``line``), or
@@ -19,6 +20,7 @@ one output row per input row.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +44,7 @@ from ..batch import (
     parse_line,
     success_record,
 )
+from ._client_host import ClientHost
 from ._shared import check_shared, prepare_config
 
 if TYPE_CHECKING:
@@ -96,15 +99,25 @@ class AsyncLLMStage:
         self._config = load_config(prepare_config(config))
         self._rule = self._config.model_rule()
         self._concurrency = concurrency or self._config.concurrency
-        self._client: Client | None = None
+        cfg = self._config
+        self._host = ClientHost(lambda: build_client(cfg, observers=[BatchObserver()], log=False))
         self._gate: anyio.Semaphore | None = None
 
     async def _open(self) -> tuple[Client, anyio.Semaphore]:
-        if self._client is None or self._gate is None:
-            client = build_client(self._config, observers=[BatchObserver()], log=False)
-            await client.__aenter__()
-            self._client, self._gate = client, anyio.Semaphore(self._concurrency)
-        return self._client, self._gate
+        client = await self._host.get()
+        if self._gate is None:
+            self._gate = anyio.Semaphore(self._concurrency)
+        return client, self._gate
+
+    async def aclose(self) -> None:
+        """Close the actor's client (budget bookings, cache writes, connections)."""
+        await self._host.aclose()
+
+    def __del__(self) -> None:
+        # Ray Data drops the stage when its actor exits gracefully, on another thread than
+        # the event loop's: close the client there (see ClientHost.close).
+        with contextlib.suppress(Exception):  # a finalizer never raises
+            self._host.close()
 
     async def __call__(self, batch: Any) -> dict[str, list[Any]]:
         """Answer every row of ``batch``; returns one output row per input row, in order."""
