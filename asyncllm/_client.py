@@ -202,16 +202,6 @@ class Client:
         if enter is not None and not self._cache_entered:
             await enter()
             self._cache_entered = True
-        # Price tables load before the first response. ``Prices.aload`` reads its compact
-        # index in place (a worker thread costs more than that) and imports genai-prices,
-        # when needed, in a thread; another pricing's blocking ``load`` runs in a thread.
-        for part in (self._rt.pricing, getattr(self._rt.budget, "pricing", None)):
-            aload = getattr(part, "aload", None)
-            load = getattr(part, "load", None)
-            if callable(aload):
-                await aload()
-            elif callable(load):
-                await anyio.to_thread.run_sync(load)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

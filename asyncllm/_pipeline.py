@@ -57,7 +57,7 @@ class Pipeline:
         http: The pooled HTTP resources the providers bind to when opened.
     """
 
-    __slots__ = ("cache", "closed", "http", "opened", "providers", "rt")
+    __slots__ = ("_opening", "cache", "closed", "http", "opened", "providers", "rt")
 
     def __init__(
         self,
@@ -72,15 +72,36 @@ class Pipeline:
         self.http = http
         self.opened = False
         self.closed = False
+        self._opening = anyio.Lock()
 
     async def open(self) -> None:
-        """Bind the providers to the HTTP pool (once). Raises once the client is closed."""
+        """Bind the providers to the HTTP pool and load the price tables, once; requests
+        arriving meanwhile wait for it. Raises once the client is closed."""
         if self.closed:
             raise RuntimeError("this Client is closed")
-        if not self.opened:
-            self.opened = True
+        if self.opened:
+            return
+        async with self._opening:
+            if self.opened or self.closed:
+                return await self.open()
             for p in self.providers:
                 await p.open(self.http)
+            await self._load_prices()
+            self.opened = True
+
+    async def _load_prices(self) -> None:
+        """Price tables load before the first response, whether the client was entered with
+        ``async with`` or opened by its first request. ``Prices.aload`` reads its compact
+        index in place (a worker thread costs more than that) and builds one, or imports
+        genai-prices, in a thread; another pricing's blocking ``load`` runs in a thread."""
+        rt = self.rt
+        for part in (rt.pricing, getattr(rt.budget, "pricing", None)):
+            aload = getattr(part, "aload", None)
+            load = getattr(part, "load", None)
+            if callable(aload):
+                await aload()
+            elif callable(load):
+                await anyio.to_thread.run_sync(load)
 
     def route(self, request: ChatRequest) -> Route:
         """``(provider name, kind, model)`` of each provider, in strategy order.
