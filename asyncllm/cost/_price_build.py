@@ -21,6 +21,8 @@ stored as ``null`` prices: a lookup that lands on it asks genai-prices directly.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import os
 import uuid
 from datetime import UTC, date, datetime, time
@@ -30,7 +32,7 @@ from typing import Any
 import orjson
 
 from ._coefficients import Linear, Tiered, measure
-from ._price_index import FORMAT, INDEX_PATH, installed_genai_prices_version
+from ._price_index import FORMAT, INDEX_PATH, installed_genai_prices
 
 __all__ = ["build", "dumps", "main", "write_index"]
 
@@ -95,11 +97,13 @@ def build() -> dict[str, Any]:
     import genai_prices
     from genai_prices.data import providers
 
+    version, data = installed_genai_prices()
     index: dict[str, Any] = {
         "format": FORMAT,
-        # The name lookups compare with (the dist-info folder's), so a built index is
-        # recognised as current.
-        "genai_prices": installed_genai_prices_version() or genai_prices.__version__,
+        # What lookups compare with (the dist-info folder's name and its RECORD's hash of
+        # the data module), so a built index is recognised as current.
+        "genai_prices": version or genai_prices.__version__,
+        "data": data,
         "providers": [],
     }
     for p in providers:
@@ -129,22 +133,38 @@ def dumps(index: dict[str, Any]) -> bytes:
         # Where its models line starts, counted from the end of the header line.
         heads.append({**{k: v for k, v in p.items() if k != "models"}, "at": [at, len(line)]})
         at += len(line)
-    head = {"format": index["format"], "genai_prices": index["genai_prices"], "providers": heads}
-    return orjson.dumps(head) + b"\n" + b"".join(lines)
+    body = b"".join(lines)
+    head = {
+        "format": index["format"],
+        "genai_prices": index["genai_prices"],
+        "data": index.get("data"),
+        "size": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "providers": heads,
+    }
+    return orjson.dumps(head) + b"\n" + body
 
 
-def write_index(path: Path) -> int:
+def write_index(path: Path, mode: int = 0o600) -> int:
     """Build the index of the installed genai-prices and write it to ``path`` atomically (a
-    temporary file beside it, renamed over it): a reader, another process included, sees
-    the old file or the whole new one. Returns the size written."""
-    data = dumps(build())
-    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary file beside it, flushed to disk, renamed over it): a reader, another process
+    included, sees the old file or the whole new one. The temporary file is created before
+    building, so a folder that cannot be written fails at once, not after the ~0.5 s build.
+    A folder it creates is the user's alone (``0o700``); the file gets ``mode``. Returns
+    the size written."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        tmp.write_bytes(data)
+        with os.fdopen(fd, "wb") as f:
+            data = dumps(build())
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return len(data)
 
 
@@ -156,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("path", nargs="?", type=Path, default=INDEX_PATH, help="where to write")
     args = parser.parse_args(argv)
-    size = write_index(args.path)
+    size = write_index(args.path, mode=0o644)  # shipped in the package: readable by all
     print(f"wrote {args.path} ({size / 1024:.0f} KiB)")
     return 0
 

@@ -15,13 +15,21 @@ the installed data and kept in the user's cache directory (:func:`cache_dir`), s
 first process after an upgrade pays for the import. Where that cannot be written, and for
 the few references only genai-prices can resolve (compact-dated names, LiteLLM-style
 prefixes, time-of-day prices), :class:`~asyncllm.cost.Prices` asks genai-prices directly.
+
+A file is used only when it is whole and consistent: its header names the format, the
+genai-prices version and data (the hash its wheel records for ``genai_prices/data.py``), the
+body's size and SHA-256 and where each provider's line is; a built index is also hashed when
+read, and must be the current user's and not writable by others. Anything else (a
+truncated, damaged, foreign or tampered file) is not an index: it is built again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
+import stat
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -36,12 +44,14 @@ __all__ = [
     "PriceIndex",
     "built_index_path",
     "cache_dir",
+    "installed_genai_prices",
     "installed_genai_prices_version",
     "load_index",
 ]
 
-#: Version of the file's layout (bumped when it changes).
-FORMAT = 3
+#: Version of the file's layout and of what the builder measures (bumped when either
+#: changes, so indexes built by an older asyncllm are not read).
+FORMAT = 4
 INDEX_PATH = Path(__file__).with_name("price_index.jsonl")
 
 #: Environment variable naming the directory for indexes built on this machine; set to an
@@ -87,12 +97,13 @@ class PriceIndex:
         base: Offset of the first models line in the file.
     """
 
-    __slots__ = ("_base", "_by_id", "_models", "_path", "version")
+    __slots__ = ("_base", "_by_id", "_models", "path", "version")
 
     def __init__(self, head: dict[str, Any], path: Path, base: int) -> None:
         self.version: str = head["genai_prices"]
         self._by_id: dict[str, dict[str, Any]] = {p["id"]: p for p in head["providers"]}
-        self._path = path
+        #: The index file.
+        self.path = path
         self._base = base
         self._models: dict[str, list[Any]] = {}
 
@@ -111,7 +122,7 @@ class PriceIndex:
         models = self._models.get(provider_id)
         if models is None:
             start, size = self._by_id[provider_id]["at"]
-            with self._path.open("rb") as f:
+            with self.path.open("rb") as f:
                 f.seek(self._base + start)
                 models = self._models[provider_id] = orjson.loads(f.read(size))
         return models
@@ -155,35 +166,99 @@ class PriceIndex:
         return prices[0][1]
 
 
-def installed_genai_prices_version() -> str | None:
-    """genai-prices' installed version, from its ``dist-info`` folder (no import)."""
+def installed_genai_prices() -> tuple[str | None, str | None]:
+    """genai-prices' installed version and the hash its ``RECORD`` lists for its data module,
+    read from its ``dist-info`` folder (no import); ``None`` for what cannot be told."""
     spec = importlib.util.find_spec("genai_prices")
     if spec is None or spec.origin is None:
-        return None
+        return None, None
     site = Path(spec.origin).parent.parent
-    for info in site.glob("genai_prices-*.dist-info"):
-        return info.name[len("genai_prices-") : -len(".dist-info")]
+    # The one beside the package imported (sorted: a leftover folder never wins by chance).
+    for info in sorted(site.glob("genai_prices-*.dist-info"), reverse=True):
+        name = info.name[len("genai_prices-") : -len(".dist-info")]
+        data = None
+        try:
+            for line in (info / "RECORD").read_text("utf-8").splitlines():
+                if line.startswith("genai_prices/data.py,"):
+                    data = line.split(",")[1] or None
+                    break
+        except OSError:
+            pass
+        return name, data
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("genai-prices")
+        return version("genai-prices"), None
     except PackageNotFoundError:  # pragma: no cover - vendored without metadata
-        return None
+        return None, None
 
 
-def load_index(path: Path | None = None) -> PriceIndex | None:
-    """The index at ``path`` (default: the shipped one), or ``None`` when it is missing, of
-    another format, or built from another genai-prices version."""
+def installed_genai_prices_version() -> str | None:
+    """genai-prices' installed version, from its ``dist-info`` folder (no import)."""
+    return installed_genai_prices()[0]
+
+
+def _owned_by_us(path: Path) -> bool:
+    """A built index (and its folder) is trusted only when it is the current user's and no
+    one else may write it (POSIX; elsewhere the file's hash is the only check)."""
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # pragma: no cover - Windows
+        return True
+    uid = getuid()
+    for p in (path, path.parent):
+        st = p.stat()
+        if st.st_uid != uid or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return False
+    return True
+
+
+def _valid_head(head: Any, size: int) -> bool:
+    """Every field a lookup reads is there, of its type, and every line is inside the body."""
+    if not isinstance(head, dict) or not isinstance(head.get("providers"), list):
+        return False
+    if not isinstance(head.get("genai_prices"), str) or head.get("size") != size:
+        return False
+    for p in head["providers"]:
+        if not isinstance(p, dict) or not isinstance(p.get("id"), str):
+            return False
+        if not isinstance(p.get("fallbacks"), list) or "provider_match" not in p:
+            return False
+        at = p.get("at")
+        if not (isinstance(at, list) and len(at) == 2 and all(type(x) is int for x in at)):
+            return False
+        if at[0] < 0 or at[1] <= 0 or at[0] + at[1] > size:
+            return False
+    return True
+
+
+def load_index(path: Path | None = None, *, built: bool = False) -> PriceIndex | None:
+    """The index at ``path`` (default: the shipped one), or ``None`` when it is missing,
+    not whole or not consistent, of another format, or built from another genai-prices
+    version or data. ``built``: a file this machine wrote (see :func:`built_index_path`):
+    it must be the current user's, and its body is hashed against its header (~0.6 ms more)."""
     path = INDEX_PATH if path is None else path
+    version, data = installed_genai_prices()
     try:
+        if built and not _owned_by_us(path):
+            return None
         with path.open("rb") as f:
             head = orjson.loads(f.readline())
             base = f.tell()
-    except (OSError, ValueError):
+            if not isinstance(head, dict) or head.get("format") != FORMAT:
+                return None
+            if head.get("genai_prices") != version:
+                return None
+            if data is not None and head.get("data") not in (None, data):
+                return None
+            body = f.read() if built else None
+            size = base + len(body) if body is not None else os.fstat(f.fileno()).st_size
+        if not _valid_head(head, size - base):
+            return None
+        if body is not None and hashlib.sha256(body).hexdigest() != head.get("sha256"):
+            return None
+        return PriceIndex(head, path, base)
+    except (OSError, ValueError):  # unreadable, or not JSON: not an index
         return None
-    if head.get("format") != FORMAT or head.get("genai_prices") != installed_genai_prices_version():
-        return None
-    return PriceIndex(head, path, base)
 
 
 def cache_dir() -> Path | None:
@@ -194,9 +269,9 @@ def cache_dir() -> Path | None:
     """
     value = os.environ.get(CACHE_DIR_ENV)
     if value is not None:
-        return Path(value) if value.strip() else None
+        return Path(value).expanduser() if value.strip() else None
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    if xdg:
+    if xdg and Path(xdg).is_absolute():  # a relative one is invalid (XDG spec): ignored
         return Path(xdg) / "asyncllm"
     try:
         return Path.home() / ".cache" / "asyncllm"
@@ -204,10 +279,12 @@ def cache_dir() -> Path | None:
         return None
 
 
-def built_index_path(version: str) -> Path | None:
-    """The file an index built for genai-prices ``version`` is kept in (see :func:`cache_dir`)."""
+def built_index_path(version: str, data: str | None = None) -> Path | None:
+    """The file an index built for genai-prices ``version`` (with ``data``, its data
+    module's recorded hash) is kept in (see :func:`cache_dir`)."""
     where = cache_dir()
     if where is None:
         return None
-    safe = re.sub(r"[^A-Za-z0-9._+-]", "_", version)
+    tag = version if data is None else f"{version}-{data.rpartition('=')[2][:16]}"
+    safe = re.sub(r"[^A-Za-z0-9._+-]", "_", tag)
     return where / f"price_index-f{FORMAT}-genai_prices-{safe}.jsonl"

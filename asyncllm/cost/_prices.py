@@ -28,6 +28,7 @@ long-context rates) get one set of coefficients per tier. Entries are re-resolve
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from ._price_index import (
     DEFER,
     PriceIndex,
     built_index_path,
-    installed_genai_prices_version,
+    installed_genai_prices,
     load_index,
 )
 
@@ -177,7 +178,9 @@ class Prices:
         if not _INDEX:
             shipped = load_index()
             if shipped is not None:
-                _INDEX.append(shipped)
+                with _INDEX_LOCK:
+                    if not _INDEX:
+                        _INDEX.append(shipped)
         if self._use_updated or not _INDEX or _INDEX[0] is None:
             import anyio.to_thread
 
@@ -298,9 +301,14 @@ class Prices:
         if not self._use_updated:
             index = _index()
             if index is not None:
-                found = index.find(provider_id, model, datetime.now(tz=UTC).date())
-                if found is not DEFER:
-                    return from_json(found)
+                try:
+                    found = index.find(provider_id, model, datetime.now(tz=UTC).date())
+                    entry = None if found is DEFER else from_json(found)
+                except Exception as exc:  # never lose a paid answer to a broken file
+                    _index_failed(exc)
+                else:
+                    if found is not DEFER:
+                        return entry
         try:
             _, info = self._data_snapshot().find_provider_model(model, None, provider_id, None)
         except LookupError:
@@ -313,25 +321,42 @@ class Prices:
 
 
 _INDEX: list[PriceIndex | None] = []
+_INDEX_LOCK = threading.Lock()
 
 
 def _index() -> PriceIndex | None:
-    """The process-wide compact index, read once (``None``: genai-prices answers)."""
+    """The process-wide compact index, read once (``None``: genai-prices answers). Threads
+    asking together (``load`` in worker threads) wait for one reading, or one build."""
     if not _INDEX:
-        _INDEX.append(load_index() or _index_for_installed())
+        with _INDEX_LOCK:
+            if not _INDEX:
+                _INDEX.append(load_index() or _index_for_installed())
     return _INDEX[0]
+
+
+def _index_failed(exc: Exception) -> None:
+    """A lookup in the index failed (its file changed or broke after it was read): stop
+    using it, once, loudly; genai-prices answers from now on."""
+    with _INDEX_LOCK:
+        if _INDEX and _INDEX[0] is not None:
+            _log.warning(
+                "cost.price_index_unreadable",
+                path=str(_INDEX[0].path),
+                detail=f"{type(exc).__name__}: {exc}; prices come from genai-prices directly",
+            )
+            _INDEX[:] = [None]
 
 
 def _index_for_installed() -> PriceIndex | None:
     """The shipped index is for another genai-prices version: use the one built for the
     installed version in the cache directory, building it first if this is the first
     process since the upgrade (it imports genai-prices, which answering would need anyway)."""
-    version = installed_genai_prices_version()
-    path = None if version is None else built_index_path(version)
+    version, data = installed_genai_prices()
+    path = None if version is None else built_index_path(version, data)
     if path is None:
         reason = "no cache directory (ASYNCLLM_CACHE_DIR is empty or there is no home)"
     else:
-        index = load_index(path)
+        index = load_index(path, built=True)
         if index is not None:
             return index
         from ._price_build import write_index
@@ -341,11 +366,14 @@ def _index_for_installed() -> PriceIndex | None:
         except Exception as exc:  # read-only disk, or a genai-prices the builder cannot read
             reason = f"building it failed: {type(exc).__name__}: {exc}"
         else:
-            index = load_index(path)
+            index = load_index(path, built=True)
             if index is not None:
                 _log.info("cost.price_index_built", path=str(path), genai_prices=version)
                 return index
-            reason = f"the index built at {path} does not load"
+            reason = (
+                f"the index built at {path} does not load (its folder must be yours and "
+                "not writable by others)"
+            )
     _log.warning(
         "cost.price_index_stale",
         genai_prices=version,

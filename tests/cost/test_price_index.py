@@ -28,6 +28,7 @@ from asyncllm.cost._price_index import (
     INDEX_PATH,
     PriceIndex,
     built_index_path,
+    installed_genai_prices,
     installed_genai_prices_version,
     load_index,
 )
@@ -185,9 +186,9 @@ def test_another_genai_prices_gets_its_own_index_built_once(stale_shipped_index:
         assert _cost_of_gpt_4o_mini() == pytest.approx(0.00045)
     events = [e["event"] for e in logs]
     assert "cost.price_index_built" in events and "cost.price_index_stale" not in events
-    version = installed_genai_prices_version()
-    assert version is not None
-    built = built_index_path(version)
+    version, data = installed_genai_prices()
+    assert version is not None and version == installed_genai_prices_version()
+    built = built_index_path(version, data)
     assert built is not None and built.parent == stale_shipped_index
     assert built.read_bytes() == dumps(build())
     assert _prices._INDEX[0] is not None and _prices._INDEX[0].version == version
@@ -245,7 +246,6 @@ def test_no_writable_cache_directory_falls_back_to_genai_prices(
     reason = "no cache directory" if where == "" else "building it failed: "
     assert reason in stale[0]["detail"]
     assert p._snapshot is not None  # genai-prices answered
-    assert not list(tmp_path.glob("**/*.tmp"))  # no half-written file left behind
 
 
 def test_a_genai_prices_the_builder_cannot_read_falls_back(
@@ -315,3 +315,227 @@ async def test_aload_reads_a_current_shipped_index_in_place(
     monkeypatch.setattr("anyio.to_thread.run_sync", no_thread)
     await Prices().aload()
     assert _prices._INDEX[0] is not None
+
+
+async def test_a_client_opened_by_its_first_requests_builds_the_index_off_the_loop_once(
+    stale_shipped_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No `async with`: the first requests open the client. Concurrent first requests wait
+    # for one opening, and the index for the installed genai-prices is built in a worker
+    # thread, not on the event loop's.
+    from asyncllm import Client
+    from asyncllm.testing import FakeProvider, FakeReply
+
+    threads: list[bool] = []
+    real = _price_build.write_index
+
+    def recording(path: Path) -> int:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(path)
+
+    monkeypatch.setattr(_price_build, "write_index", recording)
+    fake = FakeProvider(
+        "openai", kind="openai", model="gpt-4o-mini",
+        replies=[FakeReply(usage=Usage(1000, 500))] * 3,
+    )  # fmt: skip
+    client = Client(fake)
+    try:
+        import anyio
+
+        costs: list[float | None] = []
+
+        async def one() -> None:
+            costs.append((await client.complete("hello")).cost_usd)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(one)
+    finally:
+        await client.aclose()
+    assert threads == [False]
+    assert costs == [pytest.approx(0.00045)] * 3
+
+
+def _built_path() -> Path:
+    path = built_index_path(*installed_genai_prices())
+    assert path is not None
+    return path
+
+
+def _damage(how: str, data: bytes) -> bytes:
+    head, body = data.split(b"\n", 1)
+    if how == "truncated":
+        return data[: len(data) - 4000]
+    if how == "byte changed":
+        i = len(head) + 1 + len(body) // 2
+        return data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1 :]
+    if how == "line out of the body":
+        h = orjson.loads(head)
+        h["providers"][0]["at"] = [len(body) - 10, 400]
+        return orjson.dumps(h) + b"\n" + body
+    if how == "a version from another asyncllm":
+        h = orjson.loads(head)
+        h["format"] = 3
+        return orjson.dumps(h) + b"\n" + body
+    if how == "other data under the same version":
+        h = orjson.loads(head)
+        h["data"] = "sha256=somethingelse"
+        return orjson.dumps(h) + b"\n" + body
+    header = {"null header": b"null", "list header": b"[3]", "no providers": b"{}"}[how]
+    return header + b"\n" + body
+
+
+DAMAGES = [
+    "truncated",
+    "byte changed",
+    "line out of the body",
+    "a version from another asyncllm",
+    "other data under the same version",
+    "null header",
+    "list header",
+    "no providers",
+]
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_a_damaged_built_index_is_built_again(stale_shipped_index: Path, how: str) -> None:
+    # A file cut short by a full disk, changed by hand or left by another asyncllm is not an
+    # index: it is never read (which would fail every priced answer), it is built again.
+    assert _cost_of_gpt_4o_mini() == pytest.approx(0.00045)
+    path = _built_path()
+    good = path.read_bytes()
+    path.write_bytes(_damage(how, good))
+    assert load_index(path, built=True) is None
+    _prices._INDEX.clear()
+    with capture_logs() as logs:
+        assert _cost_of_gpt_4o_mini() == pytest.approx(0.00045)
+    assert [e["event"] for e in logs] == ["cost.price_index_built"]
+    assert path.read_bytes() == good
+
+
+@pytest.mark.parametrize("how", ["null header", "list header", "no providers", "truncated"])
+def test_a_damaged_shipped_index_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    shipped = tmp_path / "shipped.jsonl"
+    shipped.write_bytes(_damage(how, INDEX_PATH.read_bytes()))
+    monkeypatch.setattr(_price_index, "INDEX_PATH", shipped)
+    assert load_index() is None  # no exception: a client still opens
+
+
+def test_an_index_that_breaks_after_it_was_read_steps_aside_loudly(
+    stale_shipped_index: Path,
+) -> None:
+    # Every priced answer goes on being priced: by genai-prices, after one warning.
+    assert _cost_of_gpt_4o_mini() == pytest.approx(0.00045)  # builds, reads openai's line
+    path = _built_path()
+    path.write_bytes(path.read_bytes()[:2000])  # another provider's line is now cut off
+    p = Prices()
+    with capture_logs() as logs:
+        for _ in range(2):
+            got = p.cost(
+                provider="a", kind="anthropic", model="claude-3-5-haiku-latest",
+                usage=Usage(1000, 500), local=False,
+            )  # fmt: skip
+            assert got is not None and got > 0
+    events = [e["event"] for e in logs]
+    assert events.count("cost.price_index_unreadable") == 1
+    assert _prices._INDEX == [None]
+    assert p._snapshot is not None  # genai-prices answered
+
+
+def test_an_index_in_a_folder_others_may_write_is_not_trusted(
+    stale_shipped_index: Path,
+) -> None:
+    stale_shipped_index.mkdir(mode=0o700)
+    stale_shipped_index.chmod(0o777)
+    with capture_logs() as logs:
+        assert _cost_of_gpt_4o_mini() == pytest.approx(0.00045)
+    stale = [e for e in logs if e["event"] == "cost.price_index_stale"]
+    assert len(stale) == 1 and "not writable by others" in stale[0]["detail"]
+    assert _prices._INDEX == [None]
+
+
+def test_the_cache_folder_is_made_private(stale_shipped_index: Path) -> None:
+    assert _cost_of_gpt_4o_mini() == pytest.approx(0.00045)
+    assert stale_shipped_index.stat().st_mode & 0o777 == 0o700
+    assert _built_path().stat().st_mode & 0o077 == 0
+
+
+def test_a_folder_that_cannot_be_written_fails_before_building(
+    stale_shipped_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    monkeypatch.setenv("ASYNCLLM_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+    built: list[int] = []
+    real = _price_build.build
+
+    def counting() -> dict[str, Any]:
+        built.append(1)
+        return real()
+
+    monkeypatch.setattr(_price_build, "build", counting)
+    assert _cost_of_gpt_4o_mini() == pytest.approx(0.00045)
+    assert built == []  # the ~0.5 s build is not paid for a file that cannot be written
+
+
+def test_a_failed_write_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "cache" / "index.jsonl"
+    seen: list[list[Path]] = []
+
+    def failing_replace(src: Any, dst: Any) -> None:
+        seen.append(list(target.parent.glob(".*.tmp")))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_price_build.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="No space left"):
+        write_index(target)
+    assert len(seen) == 1 and len(seen[0]) == 1  # the temporary file existed...
+    assert list(target.parent.iterdir()) == []  # ...and is gone, with no index
+
+
+def test_threads_loading_together_build_once(
+    stale_shipped_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = _price_build.write_index
+
+    def counting(path: Path) -> int:
+        calls.append(1)
+        return real(path)
+
+    monkeypatch.setattr(_price_build, "write_index", counting)
+    barrier = threading.Barrier(4)
+
+    def load() -> None:
+        barrier.wait()
+        Prices().load()
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert calls == [1]
+    assert _prices._INDEX[0] is not None
+
+
+@pytest.mark.parametrize(
+    ("env", "want"),
+    [
+        ({"ASYNCLLM_CACHE_DIR": "~/prices"}, "HOME/prices"),
+        ({"XDG_CACHE_HOME": "relative/cache"}, "HOME/.cache/asyncllm"),
+        ({"XDG_CACHE_HOME": "/abs/cache"}, "/abs/cache/asyncllm"),
+    ],
+)
+def test_cache_dir_follows_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], want: str
+) -> None:
+    monkeypatch.delenv("ASYNCLLM_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert str(_price_index.cache_dir()) == want.replace("HOME", str(tmp_path))
