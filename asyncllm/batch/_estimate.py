@@ -51,8 +51,16 @@ def _legs(config: RunConfig) -> int:
     return Hedge().max_attempts if config.strategy == "hedge" else 1
 
 
-async def estimate(config: RunConfig, input: str | Path, output: str | Path) -> Estimate:
-    """Count the requests of ``input`` not yet in ``output`` and price their worst case.
+async def estimate(
+    config: RunConfig,
+    input: str | Path,
+    output: str | Path,
+    *,
+    retry_errors: bool = False,
+    retry_transient: bool = True,
+) -> Estimate:
+    """Count the requests of ``input`` a run would send (not yet in ``output``, or with an
+    error record it would send again) and price their worst case.
 
     Reads both files; changes neither and sends nothing.
 
@@ -60,7 +68,12 @@ async def estimate(config: RunConfig, input: str | Path, output: str | Path) -> 
         BatchInputError: unreadable input or duplicate ids.
     """
     scan = await scan_input(input)
-    state = read_output(output, exact_ids=scan.exact_ids)
+    state = read_output(
+        output,
+        exact_ids=scan.exact_ids,
+        retry_errors=retry_errors,
+        retry_transient=retry_transient,
+    )
     prices = config_prices(config)
     rule = config.model_rule()
     legs = _legs(config)

@@ -10,8 +10,10 @@ Exactly once across kills rests on four rules:
   silently dropped; any other unreadable line stops the run (nothing is truncated);
 * a side file ``OUT.state.json`` remembers the input's fingerprint; a different input is
   refused unless ``restart``, which *moves* the old output aside (``OUT.<time>.bak``);
-* ``retry_errors`` rewrites the file without its error records into ``OUT.rewrite`` and
-  atomically renames it over the output (``os.replace``, then fsync of the directory): a kill
+* error records of transient failures (``asyncllm.transient``: the provider was down,
+  timing out, rate limiting...) are sent again by the next run, and every error record
+  with ``retry_errors``: the file is rewritten without them into ``OUT.rewrite`` and
+  atomically renamed over the output (``os.replace``, then fsync of the directory): a kill
   at any instant leaves either the old file or the new one, each with one record per id.
 """
 
@@ -27,7 +29,7 @@ import anyio
 import orjson
 
 from ._input import BatchInputError
-from ._record import record_cost
+from ._record import record_cost, record_is_transient
 from ._scan import IdSet
 
 __all__ = ["Appender", "OutputState", "prepare_output", "read_output"]
@@ -43,12 +45,14 @@ class OutputState:
     """What the output already holds.
 
     Attributes:
-        done: custom_ids with a record (not counting error records under ``retry_errors``).
+        done: custom_ids with a record (not counting error records sent again).
         done_lines: Line numbers of records without a custom_id (unreadable lines).
         records: Records in the file.
         errors: Error records in the file.
         spent_usd: The cost the records report, summed.
         repaired: Bytes of a torn last line that were cut off (kept in ``OUT.torn``).
+        resent: Error records removed for their requests to be sent again (transient
+            failures, or every error with ``retry_errors``).
     """
 
     done: IdSet
@@ -57,6 +61,13 @@ class OutputState:
     errors: int = 0
     spent_usd: float = 0.0
     repaired: int = 0
+    resent: int = 0
+
+
+def _send_again(rec: dict[str, Any], retry_errors: bool, retry_transient: bool) -> bool:
+    if rec.get("error") is None:
+        return False
+    return retry_errors or (retry_transient and record_is_transient(rec))
 
 
 def _state_path(out: Path) -> Path:
@@ -116,15 +127,19 @@ def _repair(out: Path) -> int:
     return size - pos
 
 
-def _read_sync(out: Path, exact: bool, retry_errors: bool) -> tuple[OutputState, float]:
-    # With retry_errors, also writes OUT.rewrite without the error records (the caller
-    # renames it over OUT) and returns what the dropped records had cost.
+def _read_sync(
+    out: Path, exact: bool, retry_errors: bool, retry_transient: bool
+) -> tuple[OutputState, float]:
+    # When error records are to be sent again, also writes OUT.rewrite without them (the
+    # caller renames it over OUT) and returns what the dropped records had cost.
     state = OutputState(IdSet(exact=exact))
     removed = 0.0
     if not out.exists():
         state.done.freeze()
         return state, removed
-    keep = out.with_name(out.name + ".rewrite") if retry_errors else None
+    keep: Path | None = None
+    if retry_errors or (retry_transient and _has_transient(out)):
+        keep = out.with_name(out.name + ".rewrite")
     sink = keep.open("wb") if keep is not None else None
     try:
         with out.open("rb") as f:
@@ -145,8 +160,9 @@ def _read_sync(out: Path, exact: bool, retry_errors: bool) -> tuple[OutputState,
                 is_error = rec.get("error") is not None
                 cost = record_cost(rec)
                 state.spent_usd += cost
-                if is_error and retry_errors:
+                if sink is not None and _send_again(rec, retry_errors, retry_transient):
                     removed += cost
+                    state.resent += 1
                     continue
                 if sink is not None:
                     sink.write(line)
@@ -174,8 +190,31 @@ def _read_sync(out: Path, exact: bool, retry_errors: bool) -> tuple[OutputState,
     return state, removed
 
 
-def read_output(path: str | Path, *, exact_ids: bool = False) -> OutputState:
-    """Read what an output holds without changing it (for ``--dry-run`` and reports).
+def _has_transient(out: Path) -> bool:
+    """Whether any record of ``out`` is a transient failure's (a cheap scan: the file is
+    rewritten only then)."""
+    with out.open("rb") as f:
+        for line in f:
+            if b'"transient"' not in line:
+                continue
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(rec, dict) and record_is_transient(rec):
+                return True
+    return False
+
+
+def read_output(
+    path: str | Path,
+    *,
+    exact_ids: bool = False,
+    retry_errors: bool = False,
+    retry_transient: bool = True,
+) -> OutputState:
+    """Read what an output holds without changing it (for ``--dry-run`` and reports): the
+    error records a run would send again (see :func:`prepare_output`) are not done.
 
     A torn last line is ignored here (it is cut off when a run starts).
     """
@@ -190,9 +229,12 @@ def read_output(path: str | Path, *, exact_ids: bool = False) -> OutputState:
                     rec = None
                 if not isinstance(rec, dict):
                     continue
+                state.spent_usd += record_cost(rec)
+                if _send_again(rec, retry_errors, retry_transient):
+                    state.resent += 1
+                    continue
                 state.records += 1
                 state.errors += rec.get("error") is not None
-                state.spent_usd += record_cost(rec)
                 cid = rec.get("custom_id")
                 if isinstance(cid, str):
                     state.done.add(cid)
@@ -217,6 +259,7 @@ def _prepare_sync(
     *,
     restart: bool,
     retry_errors: bool,
+    retry_transient: bool,
     exact_ids: bool,
 ) -> OutputState:
     state_path = _state_path(out)
@@ -266,7 +309,7 @@ def _prepare_sync(
     rewrite = out.with_name(out.name + ".rewrite")
     rewrite.unlink(missing_ok=True)
     repaired = _repair(out) if out.exists() else 0
-    state, removed = _read_sync(out, exact_ids, retry_errors)
+    state, removed = _read_sync(out, exact_ids, retry_errors, retry_transient)
     if rewrite.exists():
         # The spend of the dropped error records is kept in the state file first: a kill
         # between the two steps counts it twice (safe for a budget), never zero times.
@@ -286,11 +329,13 @@ async def prepare_output(
     input_name: str,
     restart: bool = False,
     retry_errors: bool = False,
+    retry_transient: bool = True,
     exact_ids: bool = False,
 ) -> OutputState:
     """Get an output ready for a run (in a worker thread): check it belongs to this input,
-    move it aside on ``restart``, repair a torn tail, drop error records on
-    ``retry_errors``, and read which ids are done.
+    move it aside on ``restart``, repair a torn tail, drop the error records whose requests
+    are sent again (transient failures unless not ``retry_transient``; every one with
+    ``retry_errors``), and read which ids are done.
 
     Raises:
         BatchInputError: the output belongs to another input (without ``restart``), or
@@ -305,6 +350,7 @@ async def prepare_output(
                 input_name,
                 restart=restart,
                 retry_errors=retry_errors,
+                retry_transient=retry_transient,
                 exact_ids=exact_ids,
             )
         )

@@ -45,6 +45,10 @@ class BatchProgress:
         skipped: Of those, records earlier runs wrote (not redone).
         succeeded: Answers written by this run.
         failed: Error records written by this run (failures and bad lines).
+        transient: Of those, failures that may pass by themselves: the next run sends
+            them again.
+        resent: Error records of earlier runs removed for their requests to be sent again
+            by this one (transient failures, or all with ``retry_errors``).
         pending: Requests without a record yet (``None`` when the total is unknown).
         in_flight: Requests being answered now.
         cost_usd: Spent by this batch, earlier runs included.
@@ -61,6 +65,8 @@ class BatchProgress:
     skipped: int = 0
     succeeded: int = 0
     failed: int = 0
+    transient: int = 0
+    resent: int = 0
     pending: int | None = None
     in_flight: int = 0
     cost_usd: float = 0.0

@@ -15,6 +15,12 @@ failed request has ``error: {"code", "message"}`` (and ``response`` with the pro
 HTTP status when there was one); a line that could not be read has ``response: null`` and
 ``error.code`` naming the problem, its message starting with ``line N:``.
 
+An error record says in ``asyncllm.transient`` whether the failure may pass by itself (the
+provider unreachable, timing out, rate limiting, overloaded or failing with a 5xx, its
+breaker open, the deadline passed): a rerun of the batch sends those requests again, while
+a permanent failure (a bad request, refused credentials, a rejected answer, an unreadable
+line) stays answered by its record unless ``--retry-errors``.
+
 Records are pure functions of their inputs: the same answer always makes the same record.
 """
 
@@ -28,16 +34,33 @@ from typing import Any
 
 import orjson
 
-from .._exceptions import AllProvidersFailed, BudgetExceeded, ProviderError, redact
+from .._exceptions import (
+    AllProvidersFailed,
+    BudgetExceeded,
+    CircuitOpen,
+    ConnectionFailed,
+    DeadlineExceeded,
+    LimiterUnavailable,
+    MalformedResponse,
+    Overloaded,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    ServerError,
+    StreamBroken,
+    redact,
+)
 from .._types import Response
 from ._input import BatchItem, LineError
 
 __all__ = [
     "RECORD_KEY",
     "error_record",
+    "is_transient",
     "line_error_record",
     "record_cost",
     "record_is_error",
+    "record_is_transient",
     "success_record",
 ]
 
@@ -51,6 +74,30 @@ _ANTHROPIC_STOP = {
     "content_filter": "refusal",
 }
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
+
+#: Failures that may pass by themselves: a later run may get an answer.
+_TRANSIENT = (
+    ConnectionFailed,
+    ProviderTimeout,
+    RateLimited,
+    Overloaded,
+    ServerError,
+    StreamBroken,
+    MalformedResponse,
+    CircuitOpen,
+    DeadlineExceeded,
+    LimiterUnavailable,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether sending the request again later may succeed (any provider's failure will do:
+    a rerun tries them all again)."""
+    if isinstance(error, _TRANSIENT):
+        return True
+    if isinstance(error, (AllProvidersFailed, BaseExceptionGroup)):
+        return any(is_transient(e) for e in error.exceptions)
+    return False
 
 
 def _record_id(custom_id: str | None, line: int) -> str:
@@ -142,6 +189,7 @@ def error_record(
             "cost_usd": cost_usd,
             "hedged": hedged,
             "attempts": attempts,
+            "transient": is_transient(error),
         },
     }
 
@@ -160,6 +208,16 @@ def line_error_record(error: LineError) -> dict[str, Any]:
 def record_is_error(record: Mapping[str, Any]) -> bool:
     """Whether a record is an error record."""
     return record.get("error") is not None
+
+
+def record_is_transient(record: Mapping[str, Any]) -> bool:
+    """Whether a record is an error record of a transient failure (see the module)."""
+    extra = record.get(RECORD_KEY)
+    return (
+        record.get("error") is not None
+        and isinstance(extra, Mapping)
+        and extra.get("transient") is True
+    )
 
 
 def record_cost(record: Mapping[str, Any]) -> float:

@@ -34,7 +34,14 @@ from ._config import DEFAULT_CONCURRENCY, RunConfig, build_budget, build_client,
 from ._input import BatchItem, LineError, ModelRule, parse_line
 from ._output import Appender, prepare_output
 from ._progress import CURRENT, BatchObserver, BatchProgress, BatchSummary, Stats, Tally
-from ._record import error_code, error_record, is_budget_refusal, line_error_record, success_record
+from ._record import (
+    error_code,
+    error_record,
+    is_budget_refusal,
+    is_transient,
+    line_error_record,
+    success_record,
+)
 from ._scan import scan_input
 
 __all__ = ["BatchOptions", "run_batch"]
@@ -51,6 +58,10 @@ class BatchOptions:
         ordered: Write records in input order (default: completion order).
         retry_errors: Run again the requests whose record is an error (the error records
             are removed first, atomically; one record per custom_id remains).
+        retry_transient: Run again the requests whose record is a transient failure's
+            (the provider was unreachable, timing out, rate limiting, overloaded or
+            failing, or the deadline passed: ``asyncllm.transient`` in the record); on by
+            default, so a batch hit by an outage finishes by being run again.
         restart: Start over: the existing output is moved aside (never deleted).
         grace_period: Seconds in-flight requests get to finish after ``stop``.
         fsync_interval: Seconds between fsyncs of the output.
@@ -61,6 +72,7 @@ class BatchOptions:
     concurrency: int | None = None
     ordered: bool | None = None
     retry_errors: bool = False
+    retry_transient: bool = True
     restart: bool = False
     grace_period: float | None = None
     fsync_interval: float | None = None
@@ -192,6 +204,7 @@ class _Run:
             )
             self.stats.errors[error_code(error)] += 1
             p.failed += 1
+            p.transient += is_transient(error)
         else:
             assert isinstance(item, BatchItem) and response is not None
             # A cache hit sent nothing: it cost nothing (tally.attempts is 0 then). Without
@@ -293,6 +306,7 @@ async def run_batch(
         input_name=str(input) if isinstance(input, (str, Path)) else "<stream>",
         restart=opts.restart,
         retry_errors=opts.retry_errors,
+        retry_transient=opts.retry_transient,
         exact_ids=bool(scan and scan.exact_ids),
     )
     async with AsyncExitStack() as stack:
@@ -309,6 +323,7 @@ async def run_batch(
             total=scan.requests if scan else None,
             done=state.records,
             skipped=state.records,
+            resent=state.resent,
             cost_usd=state.spent_usd,
             budget_usd=config.budget_usd if config else None,
         )

@@ -48,6 +48,7 @@ async def run_on_ray(args: argparse.Namespace, default_output: Callable[[Path], 
         args.config, args.input, output, address=args.ray_address, actors=args.actors,
         redis_url=args.redis_url, concurrency=args.concurrency, budget=args.budget,
         restart=args.restart, retry_errors=args.retry_errors,
+        retry_transient=not args.keep_errors,
     )  # fmt: skip
     print(
         f"asyncllm run --ray: {counts['written']} records written ({counts['errors']} errors), "

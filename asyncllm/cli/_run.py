@@ -76,7 +76,17 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--output", help="JSONL records (default: INPUT-NAME.results.jsonl here)")
     p.add_argument("--concurrency", type=_positive_int, help="requests in flight")
     p.add_argument("--ordered", action="store_true", default=None, help="records in input order")
-    p.add_argument("--retry-errors", action="store_true", help="run error records again")
+    p.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="send again every request with an error record (transient failures such as "
+        "an unreachable provider are sent again without it)",
+    )
+    p.add_argument(
+        "--keep-errors",
+        action="store_true",
+        help="keep transient error records too: send nothing again",
+    )
     p.add_argument(
         "--restart", action="store_true", help="move the existing output aside and start over"
     )
@@ -192,7 +202,13 @@ async def _run(args: argparse.Namespace) -> int:
         print(f"asyncllm: input {input_path}", file=sys.stderr)
         print(f"asyncllm: output {output} (rerun the same command to resume)", file=sys.stderr)
         if args.dry_run:
-            est = await estimate(config, input_path, output)
+            est = await estimate(
+                config,
+                input_path,
+                output,
+                retry_errors=args.retry_errors,
+                retry_transient=not args.keep_errors,
+            )
             budget = f" of a ${est.budget_usd:.4f} budget" if est.budget_usd is not None else ""
             print(
                 f"dry run: {est.requests} requests, {est.done} already done, "
@@ -205,6 +221,7 @@ async def _run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             ordered=args.ordered,
             retry_errors=args.retry_errors,
+            retry_transient=not args.keep_errors,
             restart=args.restart,
             grace_period=args.grace,
         )
@@ -246,4 +263,18 @@ async def _run(args: argparse.Namespace) -> int:
         )
     elif summary.status == "interrupted":
         print("asyncllm run: interrupted; rerun the same command to continue", file=sys.stderr)
+    p = summary.progress
+    if p.resent:
+        print(
+            f"asyncllm run: sent again {p.resent} request(s) whose earlier record was "
+            + ("an error" if args.retry_errors else "a transient failure"),
+            file=sys.stderr,
+        )
+    if p.transient and not args.keep_errors:
+        print(
+            f"asyncllm run: {p.transient} request(s) failed in a way that may pass (provider "
+            "unreachable, timing out, rate limiting or failing; deadline passed); rerun the "
+            "same command to send them again",
+            file=sys.stderr,
+        )
     return summary.exit_code

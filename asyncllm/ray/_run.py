@@ -52,6 +52,7 @@ async def run_file(
     budget: float | None = None,
     restart: bool = False,
     retry_errors: bool = False,
+    retry_transient: bool = True,
 ) -> dict[str, Any]:
     """Run a batch file on Ray; returns counts and the CLI exit code under ``"exit_code"``.
 
@@ -72,6 +73,8 @@ async def run_file(
         restart: Start over: an output of another input (or this one) is moved aside.
         retry_errors: Send again the requests whose record is an error (their records
             are replaced, one record per id at every instant).
+        retry_transient: Send again the requests whose record is a transient failure's
+            (on by default; see :class:`~asyncllm.batch.BatchOptions`).
 
     An in-process budget (no ``redis_url``) is lowered by what earlier runs of this batch
     spent, as the local run does, so a resumed run cannot spend the budget twice; a Redis
@@ -93,6 +96,7 @@ async def run_file(
     state = await prepare_output(
         output, fingerprint=scan.fingerprint, input_name=str(input),
         exact_ids=bool(scan.exact_ids), restart=restart, retry_errors=retry_errors,
+        retry_transient=retry_transient,
     )  # fmt: skip
     _lower_budget(data, state.spent_usd)
     rule = checked.model_rule()

@@ -98,3 +98,38 @@ def test_budget_refusal_is_recognised_inside_groups() -> None:
     group = AllProvidersFailed("all failed", [ServerError("x"), refused])
     assert is_budget_refusal(group)
     assert not is_budget_refusal(ServerError("x"))
+
+
+def test_an_error_record_says_whether_the_failure_may_pass() -> None:
+    from asyncllm import (
+        AllProvidersFailed,
+        AnswerRejected,
+        AuthenticationFailed,
+        BadRequest,
+        ConnectionFailed,
+        DeadlineExceeded,
+    )
+    from asyncllm.batch._record import record_is_transient
+
+    item = _item(b'{"custom_id": "a", "prompt": "p"}')
+    transient = [
+        ConnectionFailed("refused", provider="sim"),
+        ServerError("boom", provider="sim", status_code=503),
+        RateLimited("slow"),
+        DeadlineExceeded("too late"),
+        AllProvidersFailed("all", [BadRequest("no"), ConnectionFailed("down")]),
+    ]
+    permanent = [
+        BadRequest("no", status_code=400),
+        AuthenticationFailed("key", status_code=401),
+        AnswerRejected("not json", provider="sim"),
+        AllProvidersFailed("all", [BadRequest("no"), AuthenticationFailed("key")]),
+    ]
+    for err in transient:
+        rec = error_record(item, err)
+        assert rec[RECORD_KEY]["transient"] is True and record_is_transient(rec), err
+    for err in permanent:
+        rec = error_record(item, err)
+        assert rec[RECORD_KEY]["transient"] is False and not record_is_transient(rec), err
+    line = line_error_record(LineError(7, None, "invalid_json", "line 7: not JSON"))
+    assert not record_is_transient(line)

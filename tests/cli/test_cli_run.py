@@ -154,6 +154,43 @@ async def test_retry_errors_leaves_one_record_per_id(sim: Simulator, tmp_path: P
     assert sim.stats.received == N + 5
 
 
+async def test_requests_an_outage_failed_are_sent_again_by_a_rerun(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # The provider is down for the whole first run: every request gets an error record.
+    # Rerunning the same command (what the run says to do) must finish the batch, not
+    # report "all done" with nothing answered; a permanent failure stays as recorded.
+    cfg = write_config(tmp_path / "c.toml", sim)
+    inp = tmp_path / "in.jsonl"
+    ids = write_input(inp, 20)
+    out = tmp_path / "out.jsonl"
+    sim.inject(Fault.unavailable(), times=100_000)
+    code, err = await run(run_args(cfg, inp, out, "--quiet"))
+    assert code == EXIT_ERRORS, err
+    recs = _one_per_id(out, ids)
+    assert all(r["error"] is not None and r["asyncllm"]["transient"] is True for r in recs)
+    assert "rerun the same command to send them again" in err
+    # --keep-errors sends nothing; a dry run counts what a plain rerun would send.
+    received = sim.stats.received
+    code, err = await run(run_args(cfg, inp, out, "--quiet", "--keep-errors"))
+    assert code == EXIT_ERRORS and sim.stats.received == received, err
+    proc = await anyio.run_process(run_args(cfg, inp, out, "--dry-run"), check=False)
+    assert "20 requests, 0 already done, 20 to send" in proc.stdout.decode()
+    # The provider is back, but one request is refused for good.
+    sim.clear_faults()
+    sim.inject(Fault.bad_request(), times=1)
+    code, err = await run(run_args(cfg, inp, out, "--quiet"))
+    assert code == EXIT_ERRORS, err
+    assert "sent again 20 request(s) whose earlier record was a transient failure" in err
+    recs = _one_per_id(out, ids)
+    failed = [r for r in recs if r["error"] is not None]
+    assert len(failed) == 1 and failed[0]["asyncllm"]["transient"] is False
+    received = sim.stats.received
+    code, err = await run(run_args(cfg, inp, out, "--quiet"))
+    assert code == EXIT_ERRORS and sim.stats.received == received, err  # nothing resent
+    _one_per_id(out, ids)
+
+
 async def test_ordered_writes_in_input_order_with_progress_lines(
     sim: Simulator, tmp_path: Path
 ) -> None:
