@@ -24,6 +24,8 @@ import anyio
 from .._exceptions import AsyncLLMError, ConfigurationError
 from ..batch import (
     EXIT_BAD_INPUT,
+    EXIT_DONE,
+    EXIT_ERRORS,
     EXIT_INTERRUPTED,
     BatchInputError,
     BatchOptions,
@@ -188,7 +190,18 @@ async def _watch_signals(stop: anyio.Event, cancel: anyio.Event, grace: float) -
                 cancel.set()
 
 
+def _check_readable(path: Path) -> None:
+    """The input can be opened (as the run will read it), or a :class:`BatchInputError`."""
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise BatchInputError(f"cannot read the input: {exc.strerror}", path=str(path)) from exc
+
+
 async def _run(args: argparse.Namespace) -> int:
+    input_path = Path(args.input) if args.input else sample_input()
+    _check_readable(input_path)  # before Ray or a simulator starts, or anything is printed
     if args.ray and not args.dry_run:  # a dry run sends nothing: the same anywhere
         from ._ray import run_on_ray
 
@@ -196,7 +209,6 @@ async def _run(args: argparse.Namespace) -> int:
     console = console_for(sys.stderr)
     async with AsyncExitStack() as stack:
         config, where = await _config(args, stack)
-        input_path = Path(args.input) if args.input else sample_input()
         output = Path(args.output) if args.output else _default_output(input_path)
         print(f"asyncllm: {where}; strategy={config.strategy}", file=sys.stderr)
         print(f"asyncllm: input {input_path}", file=sys.stderr)
@@ -216,7 +228,8 @@ async def _run(args: argparse.Namespace) -> int:
                 f"${est.worst_case_usd:.4f} (spent so far ${est.spent_usd:.4f}{budget})"
                 + (f"; {est.unpriced} with an unknown price" if est.unpriced else "")
             )
-            return 0
+            # As the run would end: bad lines become error records.
+            return EXIT_ERRORS if est.bad_lines else EXIT_DONE
         options = BatchOptions(
             concurrency=args.concurrency,
             ordered=args.ordered,

@@ -136,6 +136,36 @@ async def test_dry_run_counts_and_prices_without_sending(sim: Simulator, tmp_pat
     assert sim.stats.received == 0 and not (tmp_path / "out.jsonl").exists()
 
 
+async def test_a_dry_run_exits_as_the_run_would_with_bad_lines(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    cfg = write_config(tmp_path / "c.toml", sim)
+    inp = tmp_path / "in.jsonl"
+    write_input(inp, 3)
+    inp.write_bytes(inp.read_bytes() + b"{not json\n")
+    out = tmp_path / "out.jsonl"
+    proc = await anyio.run_process(run_args(cfg, inp, out, "--dry-run"), check=False, env=env())
+    assert proc.returncode == EXIT_ERRORS, proc.stderr
+    assert "1 bad lines" in proc.stdout.decode() and sim.stats.received == 0
+    code, err = await run(run_args(cfg, inp, out, "--quiet"))
+    assert code == EXIT_ERRORS, err
+
+
+async def test_a_missing_input_fails_before_anything_starts(tmp_path: Path) -> None:
+    # No config: the embedded simulator would start; the error comes first, and alone.
+    proc = await anyio.run_process(
+        [sys.executable, "-m", "asyncllm.cli", "run", "--input", str(tmp_path / "nope.jsonl")],
+        check=False,
+        env=env(),
+        cwd=tmp_path,
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == EXIT_BAD_INPUT
+    assert "nope.jsonl: cannot read the input: No such file or directory" in err
+    assert "simulator" not in err and "rerun" not in err, err
+    assert [p async for p in anyio.Path(tmp_path).iterdir()] == []
+
+
 async def test_retry_errors_leaves_one_record_per_id(sim: Simulator, tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "c.toml", sim)
     inp = tmp_path / "in.jsonl"
