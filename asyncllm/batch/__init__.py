@@ -53,6 +53,7 @@ from ._record import (
     line_error_record,
     record_cost,
     record_is_error,
+    record_is_transient,
     success_record,
 )
 from ._runner import BatchOptions, run_batch
@@ -113,6 +114,7 @@ __all__ = [
     "read_output",
     "record_cost",
     "record_is_error",
+    "record_is_transient",
     "run_batch",
     "scan_input",
     "success_record",

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .._exceptions import ConfigurationError
+from ._sources import check_readable
 
 __all__ = ["add_ray_arguments", "run_on_ray"]
 
@@ -37,6 +38,7 @@ async def run_on_ray(args: argparse.Namespace, default_output: Callable[[Path], 
         raise ConfigurationError(f"{', '.join(given)}: not available with --ray")
     if not args.config or not args.input:
         raise ConfigurationError("--ray needs --config and --input")
+    check_readable(Path(args.input))  # before Ray starts or anything is printed
     try:
         from ..ray import run_file
     except ImportError as exc:
@@ -57,4 +59,17 @@ async def run_on_ray(args: argparse.Namespace, default_output: Callable[[Path], 
         f"(rerun to send those)",
         file=sys.stderr,
     )
+    if counts["resent"]:
+        print(
+            f"asyncllm run --ray: sent again {counts['resent']} request(s) whose earlier "
+            "record was " + ("an error" if args.retry_errors else "a transient failure"),
+            file=sys.stderr,
+        )
+    if counts["transient"] and not args.keep_errors:
+        print(
+            f"asyncllm run --ray: {counts['transient']} request(s) failed in a way that may "
+            "pass (provider unreachable, timing out, rate limiting or failing; deadline "
+            "passed); rerun the same command to send them again",
+            file=sys.stderr,
+        )
     return int(counts["exit_code"])

@@ -35,7 +35,7 @@ from ..batch import (
     run_batch,
 )
 from ._display import LineDisplay, RichDisplay, console_for, print_summary
-from ._sources import environment_config, sample_input
+from ._sources import check_readable, environment_config, sample_input
 
 __all__ = ["add_parser"]
 
@@ -190,22 +190,13 @@ async def _watch_signals(stop: anyio.Event, cancel: anyio.Event, grace: float) -
                 cancel.set()
 
 
-def _check_readable(path: Path) -> None:
-    """The input can be opened (as the run will read it), or a :class:`BatchInputError`."""
-    try:
-        with path.open("rb"):
-            pass
-    except OSError as exc:
-        raise BatchInputError(f"cannot read the input: {exc.strerror}", path=str(path)) from exc
-
-
 async def _run(args: argparse.Namespace) -> int:
-    input_path = Path(args.input) if args.input else sample_input()
-    _check_readable(input_path)  # before Ray or a simulator starts, or anything is printed
     if args.ray and not args.dry_run:  # a dry run sends nothing: the same anywhere
         from ._ray import run_on_ray
 
         return await run_on_ray(args, _default_output)
+    input_path = Path(args.input) if args.input else sample_input()
+    check_readable(input_path)  # before the simulator starts or anything is printed
     console = console_for(sys.stderr)
     async with AsyncExitStack() as stack:
         config, where = await _config(args, stack)

@@ -22,7 +22,7 @@ from pathlib import Path
 from .._hooks import Limiter
 from ..batch import BatchInputError, RunConfig
 
-__all__ = ["environment_config", "sample_input"]
+__all__ = ["check_readable", "environment_config", "sample_input"]
 
 _SAMPLE = "prompts.jsonl"
 
@@ -112,3 +112,12 @@ async def environment_config(stack: AsyncExitStack) -> tuple[RunConfig, str]:
         ),
         f"embedded simulator at {sim.base_url} (no API key set)",
     )
+
+
+def check_readable(path: Path) -> None:
+    """The input can be opened (as the run will read it), or a :class:`BatchInputError`."""
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise BatchInputError(f"cannot read the input: {exc.strerror}", path=str(path)) from exc

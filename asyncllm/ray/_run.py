@@ -32,6 +32,7 @@ from ..batch import (
     parse_line,
     prepare_output,
     read_lines,
+    record_is_transient,
     scan_input,
 )
 from ._shared import check_shared, prepare_config
@@ -56,8 +57,10 @@ async def run_file(
 ) -> dict[str, Any]:
     """Run a batch file on Ray; returns counts and the CLI exit code under ``"exit_code"``.
 
-    The counts: ``written``, ``errors`` (error records written), ``skipped`` (done by an
-    earlier run), ``budget_refused`` and ``limiter_unavailable`` (pending: no record),
+    The counts: ``written``, ``errors`` (error records written), ``transient`` (of those,
+    failures a rerun sends again), ``resent`` (earlier error records sent again by this
+    run), ``skipped`` (done by an earlier run), ``budget_refused`` and
+    ``limiter_unavailable`` (pending: no record),
     ``duplicates_dropped`` (rows Ray delivered twice), and when anything was sent,
     ``first_row_s`` (until the first answers came back: actors starting) and ``seconds``.
 
@@ -110,6 +113,7 @@ async def run_file(
             continue
         todo.append({"line": lineno, "raw": raw.decode("utf-8", errors="replace")})
     counts: dict[str, Any] = {"skipped": state.records, "written": 0, "errors": 0,
+                              "transient": 0, "resent": state.resent,
                               "budget_refused": 0, "limiter_unavailable": 0,
                               "duplicates_dropped": 0}  # fmt: skip
     if todo:
@@ -164,7 +168,9 @@ async def _drain(ds: Any, appender: Appender, counts: dict[str, Any]) -> None:
                 counts[row["error"].replace("exceeded", "refused")] += 1  # no record: pending
                 continue
             written.add(key)
-            appender.write(orjson.loads(row["record"]))
+            record = orjson.loads(row["record"])
+            appender.write(record)
             counts["written"] += 1
             counts["errors"] += row["error"] is not None
+            counts["transient"] += record_is_transient(record)
         await appender.maybe_sync()

@@ -49,6 +49,40 @@ def test_run_ray_writes_one_record_per_line_and_resumes(
     assert "0 records written" in capsys.readouterr().err
 
 
+def test_run_ray_sends_transient_failures_again_on_a_rerun(
+    ray_session: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from asyncllm.testing import Fault
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_bytes(b"".join(orjson.dumps({"id": f"q{i}", "prompt": f"p {i}"}) + b"\n"
+                             for i in range(6)))  # fmt: skip
+    out = tmp_path / "out.jsonl"
+    with start_blocking_portal() as portal:
+        sim = portal.call(Simulator().__aenter__)
+        try:
+            cfg = tmp_path / "job.toml"
+            cfg.write_text(
+                f'[providers.sim]\nspec = "openai_compatible:sim-1"\n'
+                f'base_url = "{sim.openai_base_url}"\n'
+            )
+            argv = ["run", "--config", str(cfg), "--input", str(inp), "--output", str(out),
+                    "--ray"]  # fmt: skip
+            sim.inject(Fault.unavailable(), times=100_000)  # the provider is down
+            assert main(argv) == 1
+            first = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+            assert len(first) == 6 and all(r["asyncllm"]["transient"] for r in first)
+            assert "rerun the same command to send them again" in capsys.readouterr().err
+            sim.clear_faults()  # it is back: a rerun finishes the batch
+            assert main(argv) == 0
+            assert "sent again 6 request(s)" in capsys.readouterr().err
+        finally:
+            portal.call(sim.__aexit__, None, None, None)
+    recs = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert sorted(r["custom_id"] for r in recs) == [f"q{i}" for i in range(6)]
+    assert all(r["error"] is None for r in recs)
+
+
 def test_run_ray_refuses_unshared_limits_with_several_actors(
     ray_session: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
