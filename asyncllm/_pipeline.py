@@ -87,6 +87,8 @@ class Pipeline:
             for p in self.providers:
                 await p.open(self.http)
             await self._load_prices()
+            if self.closed:  # closed while this opening waited: stay closed
+                raise RuntimeError("this Client is closed")
             self.opened = True
 
     async def _load_prices(self) -> None:

@@ -375,3 +375,32 @@ async def test_an_answer_that_does_not_fit_response_format_is_a_delivered_reques
                 async for _ in s:
                     pass
     assert sorted(v for [v] in rec.finished().values()) == ["ok", "ok"]
+
+
+async def test_a_client_closed_while_its_first_request_opens_it_stays_closed() -> None:
+    from asyncllm.cost import Prices
+
+    entered, release = anyio.Event(), anyio.Event()
+
+    class SlowPrices(Prices):
+        async def aload(self) -> None:
+            entered.set()
+            await release.wait()
+
+    client = Client(FakeProvider("f"), pricing=SlowPrices())
+    errors: list[BaseException] = []
+
+    async def first() -> None:
+        try:
+            await client.complete("hi")
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first)
+        await entered.wait()
+        await client.aclose()
+        release.set()
+    assert [str(e) for e in errors] == ["this Client is closed"]
+    with pytest.raises(RuntimeError, match="this Client is closed"):
+        await client.complete("after")

@@ -32,6 +32,8 @@ class Estimate:
         unpriced: Requests whose price is unknown for some provider (counted as 0).
         spent_usd: What earlier runs of this batch spent (from the output).
         budget_usd: The config's budget, if any.
+        errors: Error records the output keeps (not sent again): with them, or with bad
+            lines, the run ends "with errors" (exit 1).
     """
 
     requests: int
@@ -42,6 +44,7 @@ class Estimate:
     unpriced: int
     spent_usd: float
     budget_usd: float | None
+    errors: int = 0
 
 
 def _legs(config: RunConfig) -> int:
@@ -118,4 +121,5 @@ async def estimate(
         unpriced=unpriced,
         spent_usd=state.spent_usd,
         budget_usd=config.budget_usd,
+        errors=state.errors,
     )

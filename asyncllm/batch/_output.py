@@ -19,6 +19,7 @@ Exactly once across kills rests on four rules:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -140,7 +141,7 @@ def _read_sync(
     keep: Path | None = None
     if retry_errors or (retry_transient and _has_transient(out)):
         keep = out.with_name(out.name + ".rewrite")
-    sink = keep.open("wb") if keep is not None else None
+    sink = _create_like(keep, out) if keep is not None else None
     try:
         with out.open("rb") as f:
             for lineno, line in enumerate(f, 1):
@@ -188,6 +189,22 @@ def _read_sync(
                 keep.unlink(missing_ok=True)
     state.done.freeze()
     return state, removed
+
+
+def _create_like(path: Path, like: Path) -> Any:
+    """A new file for writing with ``like``'s permissions (and group, where allowed): the
+    rewrite replaces the output and must not widen who may read the answers."""
+    st = like.stat()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, st.st_mode & 0o7777)
+        if hasattr(os, "fchown"):
+            with contextlib.suppress(OSError):  # not a member of that group: keep ours
+                os.fchown(fd, -1, st.st_gid)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb")
 
 
 def _has_transient(out: Path) -> bool:

@@ -36,6 +36,7 @@ import orjson
 
 from .._exceptions import (
     AllProvidersFailed,
+    AnswerRejected,
     BudgetExceeded,
     CircuitOpen,
     ConnectionFailed,
@@ -91,12 +92,25 @@ _TRANSIENT = (
 
 
 def is_transient(error: BaseException) -> bool:
-    """Whether sending the request again later may succeed (any provider's failure will do:
-    a rerun tries them all again)."""
+    """Whether sending the request again later may succeed: some provider failed in a way
+    that may pass (a rerun tries them all again), and no provider's answer was rejected by
+    the acceptance checks (that answer was paid for; sending again would pay again)."""
+    return _may_pass(error) and not _rejected(error)
+
+
+def _may_pass(error: BaseException) -> bool:
     if isinstance(error, _TRANSIENT):
         return True
     if isinstance(error, (AllProvidersFailed, BaseExceptionGroup)):
-        return any(is_transient(e) for e in error.exceptions)
+        return any(_may_pass(e) for e in error.exceptions)
+    return False
+
+
+def _rejected(error: BaseException) -> bool:
+    if isinstance(error, AnswerRejected):
+        return True
+    if isinstance(error, (AllProvidersFailed, BaseExceptionGroup)):
+        return any(_rejected(e) for e in error.exceptions)
     return False
 
 

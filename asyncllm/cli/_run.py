@@ -218,9 +218,10 @@ async def _run(args: argparse.Namespace) -> int:
                 f"{est.to_send} to send, {est.bad_lines} bad lines; worst case "
                 f"${est.worst_case_usd:.4f} (spent so far ${est.spent_usd:.4f}{budget})"
                 + (f"; {est.unpriced} with an unknown price" if est.unpriced else "")
+                + (f"; {est.errors} error records kept" if est.errors else "")
             )
-            # As the run would end: bad lines become error records.
-            return EXIT_ERRORS if est.bad_lines else EXIT_DONE
+            # As the run would end: with error records (kept, or from bad lines), exit 1.
+            return EXIT_ERRORS if est.bad_lines or est.errors else EXIT_DONE
         options = BatchOptions(
             concurrency=args.concurrency,
             ordered=args.ordered,

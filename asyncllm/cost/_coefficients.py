@@ -62,12 +62,27 @@ class Tiered:
 Entry = Linear | Tiered | None
 
 
+def _numbers(values: Any, n: int | None = None) -> list[float]:
+    """``values`` as floats, or ``ValueError``: an index entry of another shape is damaged."""
+    if not isinstance(values, list) or (n is not None and len(values) != n):
+        raise ValueError(f"price index entry {values!r} is not a list of {n or 'some'} numbers")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"price index entry {values!r} holds a non-number")
+    return [float(v) for v in values]
+
+
 def from_json(found: Any) -> Entry:
+    """An index entry (JSON form) as coefficients; ``ValueError`` when it is not one."""
     if found is None:
         return None
     if isinstance(found, dict):
-        return Tiered(tuple(found["starts"]), tuple(Linear(*s) for s in found["segments"]))
-    return Linear(*found)
+        starts = [int(s) for s in _numbers(found.get("starts"))]
+        segments = found.get("segments")
+        if not isinstance(segments, list) or len(segments) != len(starts) + 1:
+            raise ValueError(f"price index entry {found!r} has a segment per tier and one more")
+        return Tiered(tuple(starts), tuple(Linear(*_numbers(s, 5)) for s in segments))
+    return Linear(*_numbers(found, 5))
 
 
 def measure(model_price: Any) -> Linear | Tiered:

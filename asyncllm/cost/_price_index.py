@@ -47,6 +47,7 @@ __all__ = [
     "installed_genai_prices",
     "installed_genai_prices_version",
     "load_index",
+    "private_dir",
 ]
 
 #: Version of the file's layout and of what the builder measures (bumped when either
@@ -182,7 +183,7 @@ def installed_genai_prices() -> tuple[str | None, str | None]:
                 if line.startswith("genai_prices/data.py,"):
                     data = line.split(",")[1] or None
                     break
-        except OSError:
+        except (OSError, ValueError):  # unreadable or not UTF-8: no data hash to compare
             pass
         return name, data
     from importlib.metadata import PackageNotFoundError, version
@@ -210,6 +211,25 @@ def _owned_by_us(path: Path) -> bool:
         if st.st_uid != uid or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             return False
     return True
+
+
+def private_dir(path: Path) -> str | None:
+    """Make ``path`` ready to hold built indexes: created ``0o700``; an existing folder of
+    the current user loses group and other write access (one made by an older asyncllm, or
+    under umask 002). Returns why it cannot be used, or ``None``."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        getuid = getattr(os, "getuid", None)
+        if getuid is None:  # pragma: no cover - Windows
+            return None
+        st = path.stat()
+        if st.st_uid != getuid():
+            return f"{path} belongs to another user"
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            path.chmod(stat.S_IMODE(st.st_mode) & ~(stat.S_IWGRP | stat.S_IWOTH))
+    except OSError as exc:
+        return f"{path} cannot be used: {exc}"
+    return None
 
 
 def _valid_head(head: Any, size: int) -> bool:

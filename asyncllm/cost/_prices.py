@@ -45,6 +45,7 @@ from ._price_index import (
     built_index_path,
     installed_genai_prices,
     load_index,
+    private_dir,
 )
 
 if TYPE_CHECKING:
@@ -330,7 +331,16 @@ def _index() -> PriceIndex | None:
     if not _INDEX:
         with _INDEX_LOCK:
             if not _INDEX:
-                _INDEX.append(load_index() or _index_for_installed())
+                try:
+                    index = load_index() or _index_for_installed()
+                except Exception as exc:  # never fail a client's opening over it
+                    _log.warning(
+                        "cost.price_index_stale",
+                        detail=f"the price index could not be read ({type(exc).__name__}: "
+                        f"{exc}); prices come from genai-prices directly",
+                    )
+                    index = None
+                _INDEX.append(index)
     return _INDEX[0]
 
 
@@ -353,8 +363,11 @@ def _index_for_installed() -> PriceIndex | None:
     process since the upgrade (it imports genai-prices, which answering would need anyway)."""
     version, data = installed_genai_prices()
     path = None if version is None else built_index_path(version, data)
+    unusable = None if path is None else private_dir(path.parent)
     if path is None:
         reason = "no cache directory (ASYNCLLM_CACHE_DIR is empty or there is no home)"
+    elif unusable is not None:
+        reason = f"its cache folder {unusable}"
     else:
         index = load_index(path, built=True)
         if index is not None:

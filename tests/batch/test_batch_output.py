@@ -125,6 +125,16 @@ async def test_a_rerun_sends_transient_failures_again_and_keeps_the_rest(tmp_pat
     assert not (tmp_path / "out.jsonl.rewrite").exists()
 
 
+async def test_the_rewritten_output_keeps_its_permissions(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    await _start(out)
+    out.write_bytes(_rec("a") + _rec("b", error=True, transient=True))
+    out.chmod(0o600)  # answers only the owner may read
+    state = await prepare_output(out, fingerprint="f1", input_name="in")
+    assert state.resent == 1 and out.read_bytes() == _rec("a")
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
 async def test_an_output_without_transient_failures_is_not_rewritten(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     await _start(out)

@@ -124,6 +124,8 @@ def test_an_error_record_says_whether_the_failure_may_pass() -> None:
         AuthenticationFailed("key", status_code=401),
         AnswerRejected("not json", provider="sim"),
         AllProvidersFailed("all", [BadRequest("no"), AuthenticationFailed("key")]),
+        # A paid answer was rejected: a rerun would pay for it again.
+        AllProvidersFailed("all", [AnswerRejected("not json"), ConnectionFailed("down")]),
     ]
     for err in transient:
         rec = error_record(item, err)

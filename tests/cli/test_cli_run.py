@@ -177,6 +177,9 @@ async def test_retry_errors_leaves_one_record_per_id(sim: Simulator, tmp_path: P
     failed = [r for r in records(out) if r["error"] is not None]
     assert len(failed) == 5 and all(r["error"]["code"] == "bad_request" for r in failed)
     assert all(r["response"]["status_code"] == 400 for r in failed)
+    # A dry run ends as a plain rerun would: the error records are kept, exit 1.
+    proc = await anyio.run_process(run_args(cfg, inp, out, "--dry-run"), check=False, env=env())
+    assert proc.returncode == EXIT_ERRORS and "5 error records kept" in proc.stdout.decode()
     code, err = await run(run_args(cfg, inp, out, "--quiet", "--retry-errors"))
     assert code == EXIT_DONE, err
     recs = _one_per_id(out, ids)

@@ -243,7 +243,7 @@ def test_no_writable_cache_directory_falls_back_to_genai_prices(
         ) == pytest.approx(0.00045)
     stale = [e for e in logs if e["event"] == "cost.price_index_stale"]
     assert len(stale) == 1 and stale[0]["log_level"] == "warning"
-    reason = "no cache directory" if where == "" else "building it failed: "
+    reason = "no cache directory" if where == "" else "cannot be used: "
     assert reason in stale[0]["detail"]
     assert p._snapshot is not None  # genai-prices answered
 
@@ -444,16 +444,75 @@ def test_an_index_that_breaks_after_it_was_read_steps_aside_loudly(
     assert p._snapshot is not None  # genai-prices answered
 
 
-def test_an_index_in_a_folder_others_may_write_is_not_trusted(
+def test_a_cache_folder_others_may_write_is_made_private_and_used(
     stale_shipped_index: Path,
 ) -> None:
+    # Made by an older asyncllm, or under umask 002: it is the user's, so it is fixed,
+    # not refused (which would build and throw away an index in every process).
     stale_shipped_index.mkdir(mode=0o700)
     stale_shipped_index.chmod(0o777)
     with capture_logs() as logs:
         assert _cost_of_gpt_4o_mini() == pytest.approx(0.00045)
-    stale = [e for e in logs if e["event"] == "cost.price_index_stale"]
-    assert len(stale) == 1 and "not writable by others" in stale[0]["detail"]
-    assert _prices._INDEX == [None]
+    assert [e["event"] for e in logs] == ["cost.price_index_built"]
+    assert stale_shipped_index.stat().st_mode & 0o777 == 0o755
+    _prices._INDEX.clear()
+    with capture_logs() as logs:
+        assert _cost_of_gpt_4o_mini() == pytest.approx(0.00045)
+    assert logs == [] and _prices._INDEX[0] is not None
+
+
+def test_a_built_index_others_may_write_is_not_trusted(stale_shipped_index: Path) -> None:
+    assert _cost_of_gpt_4o_mini() == pytest.approx(0.00045)
+    path = _built_path()
+    path.chmod(0o666)
+    assert load_index(path, built=True) is None
+    _prices._INDEX.clear()
+    with capture_logs() as logs:
+        assert _cost_of_gpt_4o_mini() == pytest.approx(0.00045)
+    assert [e["event"] for e in logs] == ["cost.price_index_built"]  # written afresh
+    assert path.stat().st_mode & 0o077 == 0
+
+
+def test_a_shipped_index_entry_of_the_wrong_type_steps_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Same size, valid JSON, a string where a price was: the lookup fails inside the
+    # guarded step, never in the cost computed after a paid answer.
+    data = INDEX_PATH.read_bytes()
+    head = orjson.loads(data.split(b"\n", 1)[0])
+    start, size = next(p["at"] for p in head["providers"] if p["id"] == "openai")
+    base = data.index(b"\n") + 1
+    at = data.index(b'["gpt-4o-mini",', base + start)
+    entry = data.index(b"[null,[", at) + len(b"[null,[")  # its first dated coefficients
+    end = data.index(b",", entry)  # the per-request base price
+    forged = b'"' + b"x" * (end - entry - 2) + b'"'
+    assert end - entry >= 2 and at < base + start + size
+    damaged = data[:entry] + forged + data[end:]
+    assert len(damaged) == len(data)
+    shipped = tmp_path / "shipped.jsonl"
+    shipped.write_bytes(damaged)
+    monkeypatch.setattr(_price_index, "INDEX_PATH", shipped)
+    monkeypatch.setattr(_prices, "_INDEX", [])
+    assert load_index() is not None  # the header is whole: the damage is found on lookup
+    with capture_logs() as logs:
+        assert _cost_of_gpt_4o_mini() == pytest.approx(0.00045)
+    assert [e["event"] for e in logs].count("cost.price_index_unreadable") == 1
+
+
+def test_a_record_file_that_is_not_utf8_is_no_data_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.machinery
+
+    pkg = tmp_path / "genai_prices"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    info = tmp_path / "genai_prices-9.9.9.dist-info"
+    info.mkdir()
+    (info / "RECORD").write_bytes(b"genai_prices/data.py,sha256=\xff\xfe,1\n")
+    spec = importlib.machinery.ModuleSpec("genai_prices", None, origin=str(pkg / "__init__.py"))
+    monkeypatch.setattr(_price_index.importlib.util, "find_spec", lambda name: spec)
+    assert installed_genai_prices() == ("9.9.9", None)
 
 
 def test_the_cache_folder_is_made_private(stale_shipped_index: Path) -> None:
