@@ -38,6 +38,7 @@ from .._exceptions import (
     AllProvidersFailed,
     AnswerRejected,
     BudgetExceeded,
+    BudgetUnavailable,
     CircuitOpen,
     ConnectionFailed,
     DeadlineExceeded,
@@ -249,6 +250,16 @@ def is_budget_refusal(error: BaseException) -> bool:
         return any(is_budget_refusal(e) for e in error.exceptions)
     cause = error.__cause__
     return cause is not None and cause is not error and is_budget_refusal(cause)
+
+
+def is_budget_unavailable(error: BaseException) -> bool:
+    """True when the shared budget's store could not be reached (anywhere in a group)."""
+    if isinstance(error, BudgetUnavailable):
+        return True
+    if isinstance(error, (AllProvidersFailed, BaseExceptionGroup)):
+        return any(is_budget_unavailable(e) for e in error.exceptions)
+    cause = error.__cause__
+    return cause is not None and cause is not error and is_budget_unavailable(cause)
 
 
 def _status(error: BaseException) -> int | None:

@@ -38,6 +38,7 @@ from ._record import (
     error_code,
     error_record,
     is_budget_refusal,
+    is_budget_unavailable,
     is_transient,
     line_error_record,
     success_record,
@@ -135,6 +136,15 @@ class _Run:
         self.refused = 0
         self.started = time.monotonic()
         self.last_report = 0.0
+        # Requests inside ``client.complete`` now, and an event set whenever one of them
+        # ends other than by a budget refusal (its reservation is released then).
+        self.attempting = 0
+        self.settled = anyio.Event()
+
+    def wake(self) -> None:
+        """Wake the requests waiting for reservations to be released."""
+        self.settled.set()
+        self.settled = anyio.Event()
 
     async def items(
         self, lines: AsyncIterator[tuple[int, Any]], done: Any, done_lines: set[int]
@@ -165,15 +175,35 @@ class _Run:
         item = job.item
         if isinstance(item, LineError):
             raise _BadLine(item)
-        if self.stopping:
-            raise _Refused
-        self.p.in_flight += 1
-        token = CURRENT.set(job.tally)
-        try:
-            return await self.client.complete(item.request)
-        finally:
-            CURRENT.reset(token)
-            self.p.in_flight -= 1
+        # The budget refuses a request when its worst case does not fit *now*: other
+        # requests of this run may hold reservations that their real cost will mostly give
+        # back. So a refused request waits for one of them to end and asks again; the batch
+        # stops only when a request is refused while none of its own is in flight (no
+        # reservation of this run left to give back). Each new try follows a real end, so
+        # this ends. A store that is down (BudgetUnavailable) stops at once.
+        while True:
+            if self.stopping:
+                raise _Refused
+            settled = self.settled
+            self.p.in_flight += 1
+            self.attempting += 1
+            token = CURRENT.set(job.tally)
+            refused = False
+            try:
+                return await self.client.complete(item.request)
+            except Exception as exc:
+                if not is_budget_refusal(exc) or is_budget_unavailable(exc):
+                    raise
+                refused = True
+                if self.attempting == 1:
+                    raise  # nothing of this run holds a reservation: the budget is spent
+            finally:
+                CURRENT.reset(token)
+                self.p.in_flight -= 1
+                self.attempting -= 1
+                if not refused:
+                    self.wake()
+            await settled.wait()
 
     def record(self, job: _Job, response: Response | None, error: Exception | None) -> None:
         item, tally, p = job.item, job.tally, self.p
@@ -192,6 +222,7 @@ class _Run:
                 self.refused += 1
                 if not self.budget_hit:
                     self.budget_hit = self.stopping = True
+                    self.wake()  # requests waiting for a reservation stop too (pending)
                 return
             self.out.add(
                 error_record(
@@ -351,6 +382,7 @@ async def run_batch(
                 assert stop is not None
                 await stop.wait()
                 run.stopping = run.interrupted = True
+                run.wake()
                 await anyio.sleep(grace)
                 loop_scope.cancel()
 
@@ -358,6 +390,7 @@ async def run_batch(
                 assert cancel is not None
                 await cancel.wait()  # a second Ctrl-C: no (more) grace
                 run.stopping = run.interrupted = True
+                run.wake()
                 loop_scope.cancel()
 
             if stop is not None:

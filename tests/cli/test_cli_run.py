@@ -120,6 +120,28 @@ async def test_budget_stops_cleanly_and_a_larger_budget_finishes(
     _one_per_id(out, ids)
 
 
+async def test_the_budget_is_used_until_less_than_one_request_is_left(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # Requests in flight reserve their worst case, far above what they cost. A refusal
+    # while they hold it is "not yet": the batch goes on until what is left cannot fit one
+    # request with nothing of its own in flight (it stopped near half the budget before).
+    cfg = write_config(tmp_path / "c.toml", sim, price=True)
+    inp = tmp_path / "in.jsonl"
+    write_input(inp, N)
+    out = tmp_path / "out.jsonl"
+    proc = await anyio.run_process(run_args(cfg, inp, out, "--dry-run"), check=False, env=env())
+    said = proc.stdout.decode()
+    per_request = float(said.split("worst case $")[1].split()[0]) / N
+    budget = 0.3
+    code, err = await run(run_args(cfg, inp, out, "--quiet", "--budget", str(budget)))
+    assert code == EXIT_BUDGET, err
+    recs = records(out)
+    spent = sum(r["asyncllm"]["cost_usd"] for r in recs)
+    assert spent <= budget and all(r["error"] is None for r in recs)
+    assert budget - spent < 1.5 * per_request, (spent, per_request, len(recs))
+
+
 async def test_dry_run_counts_and_prices_without_sending(sim: Simulator, tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "c.toml", sim, price=True)
     inp = tmp_path / "in.jsonl"
