@@ -210,3 +210,48 @@ async def test_the_summary_carries_answer_quality_per_provider(
     (row,) = summary.quality
     assert (row["provider"], row["model"], row["answers"]) == ("sim", "m1", 6)
     assert row["length"] == 2 and row["empty"] == 1
+
+
+async def test_a_budget_store_that_is_down_stops_at_once_without_waiting(
+    tmp_path: Path,
+) -> None:
+    # A refusal while other requests are in flight waits for them (they may give back
+    # reservations); a budget whose store is down does not: nothing will come back.
+    import contextlib
+
+    from asyncllm import BudgetUnavailable, Client
+    from asyncllm.batch import BatchObserver
+
+    class FlakyStore:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        @contextlib.asynccontextmanager
+        async def _reserved(self) -> AsyncIterator[Any]:
+            class R:
+                def settle(self, cost_usd: float | None) -> None:
+                    pass
+
+            yield R()
+
+        def reserve(self, request: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.calls > 4:
+                raise BudgetUnavailable("shared", 0.01, "ConnectionError")
+            return self._reserved()
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_bytes(b"".join(orjson.dumps({"id": i, "prompt": f"q{i}"}) + b"\n" for i in range(20)))
+    store = FlakyStore()
+    # Slow answers: the first four are in flight when the store goes down.
+    async with (
+        Simulator(latency=0.3) as slow,
+        Client([_provider(slow)], budget=store, observers=[BatchObserver()]) as client,
+    ):
+        with anyio.fail_after(10):
+            summary = await run_batch(
+                client, inp, tmp_path / "out.jsonl", options=BatchOptions(concurrency=8)
+            )
+    assert summary.status == "budget"
+    assert summary.progress.succeeded == 4  # the four admitted answered and were recorded
+    assert store.calls <= 8, "refused requests did not try again"
