@@ -150,7 +150,8 @@ def print_summary(summary: BatchSummary, console: Console) -> None:
         )
     table.add_row("tokens", f"{p.input_tokens} in, {p.output_tokens} out")
     budget = f" of ${p.budget_usd:.4f}" if p.budget_usd is not None else ""
-    table.add_row("cost", f"${p.cost_usd:.6f}{budget} (earlier runs included)")
+    earlier = " (earlier runs included)" if p.skipped or p.resent else ""
+    table.add_row("cost", f"${p.cost_usd:.6f}{budget}{earlier}")
     table.add_row("cache hits / hedged", f"{p.cache_hits} / {p.hedges}")
     for name, s in sorted(summary.providers.items()):
         table.add_row(

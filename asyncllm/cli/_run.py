@@ -203,7 +203,8 @@ async def _run(args: argparse.Namespace) -> int:
         output = Path(args.output) if args.output else _default_output(input_path)
         print(f"asyncllm: {where}; strategy={config.strategy}", file=sys.stderr)
         print(f"asyncllm: input {input_path}", file=sys.stderr)
-        print(f"asyncllm: output {output} (rerun the same command to resume)", file=sys.stderr)
+        resume = "" if args.dry_run else " (rerun the same command to resume)"
+        print(f"asyncllm: output {output}{resume}", file=sys.stderr)
         if args.dry_run:
             est = await estimate(
                 config,
@@ -213,9 +214,10 @@ async def _run(args: argparse.Namespace) -> int:
                 retry_transient=not args.keep_errors,
             )
             budget = f" of a ${est.budget_usd:.4f} budget" if est.budget_usd is not None else ""
+            plural = "" if est.bad_lines == 1 else "s"
             print(
                 f"dry run: {est.requests} requests, {est.done} already done, "
-                f"{est.to_send} to send, {est.bad_lines} bad lines; worst case "
+                f"{est.to_send} to send, {est.bad_lines} bad line{plural}; worst case "
                 f"${est.worst_case_usd:.4f} (spent so far ${est.spent_usd:.4f}{budget})"
                 + (f"; {est.unpriced} with an unknown price" if est.unpriced else "")
                 + (f"; {est.errors} error records kept" if est.errors else "")

@@ -168,7 +168,8 @@ async def test_a_dry_run_exits_as_the_run_would_with_bad_lines(
     out = tmp_path / "out.jsonl"
     proc = await anyio.run_process(run_args(cfg, inp, out, "--dry-run"), check=False, env=env())
     assert proc.returncode == EXIT_ERRORS, proc.stderr
-    assert "1 bad lines" in proc.stdout.decode() and sim.stats.received == 0
+    assert "1 bad line;" in proc.stdout.decode() and sim.stats.received == 0
+    assert "rerun the same command" not in proc.stderr.decode()  # a dry run resumes nothing
     code, err = await run(run_args(cfg, inp, out, "--quiet"))
     assert code == EXIT_ERRORS, err
 
