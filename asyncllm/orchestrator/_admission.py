@@ -110,13 +110,17 @@ class Admission:
         budget = rt.budget
         if budget.__class__ is not NoBudget:  # the no-op default takes nothing: skipped
             rcm = budget.reserve(
-                call.request, provider=slot.name, kind=slot.kind, model=model, local=slot.local
+                call.request_for(slot),
+                provider=slot.name,
+                kind=slot.kind,
+                model=model,
+                local=slot.local,
             )
             self.reservation = await rcm.__aenter__()
             self._res_cm = rcm
         limiter = slot.limiter
         if limiter.__class__ is not NoLimiter:
-            pcm = limiter.acquire(call.tokens, model=model)
+            pcm = limiter.acquire(call.tokens_for(slot), model=model)
             self.permit = await pcm.__aenter__()
             self._permit_cm = pcm
         if events is not None and leg is not None:

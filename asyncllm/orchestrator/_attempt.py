@@ -71,7 +71,7 @@ def price(call: Call, slot: ProviderSlot, model: str, response: Response) -> flo
     """
     usage = response.usage
     if usage is None:
-        request = call.request
+        request = call.request_for(slot)
         usage = Usage(request.estimated_input_tokens(), output_cap(request))
         response.usage_estimated = True
     return call.rt.pricing.cost(
@@ -189,11 +189,11 @@ async def _call_provider(call: Call, slot: ProviderSlot, model: str) -> Response
         deadline = loop_time() + timeout
         if deadline < call.deadline:
             with anyio.CancelScope(deadline=deadline):
-                return await slot.provider.complete(call.request)
+                return await slot.provider.complete(call.request_for(slot))
             raise ProviderTimeout(
                 f"no answer within {timeout:g}s (attempt timeout)", provider=slot.name, model=model
             )
-    return await slot.provider.complete(call.request)
+    return await slot.provider.complete(call.request_for(slot))
 
 
 def rate_limit_feedback(slot: ProviderSlot, model: str, exc: BaseException) -> None:

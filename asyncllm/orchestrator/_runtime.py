@@ -9,6 +9,7 @@ together, and plans the next attempt after a failure.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from asyncio import get_running_loop as _get_running_loop
@@ -71,6 +72,7 @@ class ProviderSlot:
         "limiter",
         "local",
         "name",
+        "output_cap",
         "provider",
         "window_size",
     )
@@ -90,6 +92,12 @@ class ProviderSlot:
         self.kind = provider.kind
         self.local = provider.local
         self.default_model = provider.default_model
+        # The output cap the provider's wire sends for a request without ``max_tokens``
+        # (``default_max_tokens``: Anthropic's requires one), or ``None`` when it sends
+        # none. A call gives such a slot the request as sent (see Call.request_for), so the
+        # budget and the limiter reserve the very cap the provider is asked for.
+        cap = getattr(provider, "default_max_tokens", None)
+        self.output_cap: int | None = cap if type(cap) is int and cap > 0 else None
         self.limiter: Limiter = limiter if limiter is not None else NoLimiter()
         self.breaker = breaker
         self.window_size = window_size
@@ -293,6 +301,7 @@ class Call:
         "request_id",
         "response",
         "rt",
+        "sent",
         "started",
         "stream",
         "tokens",
@@ -329,6 +338,34 @@ class Call:
         self.errors: list[Exception] = []
         #: The answer this call's own strategy got (``complete`` calls), once it has one.
         self.response: Response | None = None
+        #: Requests as sent to slots with an output cap (see :meth:`request_for`).
+        self.sent: dict[int, ChatRequest] | None = None
+
+    def request_for(self, slot: ProviderSlot) -> ChatRequest:
+        """The request as ``slot``'s provider is asked it: the caller's, or for a provider
+        whose wire caps the output of a request without ``max_tokens``, that request with
+        the cap (and the slot's resolved model) filled in, made once per call. The budget's
+        reservation, the limiter's tokens, the wire and the price of an answer without
+        usage then all use one number."""
+        request = self.request
+        cap = slot.output_cap
+        if cap is None or request.max_tokens is not None:
+            return request
+        sent = self.sent
+        if sent is None:
+            sent = self.sent = {}
+        capped = sent.get(slot.index)
+        if capped is None:
+            capped = sent[slot.index] = dataclasses.replace(
+                request, max_tokens=cap, model=self.models[slot.index]
+            )
+        return capped
+
+    def tokens_for(self, slot: ProviderSlot) -> int:
+        """What the limiter reserves on ``slot``: input estimate plus the output cap."""
+        if slot.output_cap is None or self.request.max_tokens is not None:
+            return self.tokens
+        return self.tokens - output_cap(self.request) + slot.output_cap
 
     def dispatch(self) -> None:
         """Ready the call for its strategy: it goes upstream (not answered by the cache).

@@ -163,7 +163,7 @@ class StreamAttempt:
                 math.inf if ttft is None else loop_now + ttft,
                 math.inf if total is None else loop_now + total,
             )
-        scm = slot.provider.stream(call.request)
+        scm = slot.provider.stream(call.request_for(slot))
         self._stream = await scm.__aenter__()
         self._stream_cm = scm
         it = self._it = self._stream.__aiter__()

@@ -72,7 +72,11 @@ class AnthropicProvider(Driver):
         client: With ``backend="sdk"``: a ready ``AsyncAnthropic``-compatible client
             (``AsyncAnthropicBedrock``, ``AsyncAnthropicVertex``...); no key needed then.
         default_max_tokens: ``max_tokens`` sent when the request sets none (Anthropic
-            requires one).
+            requires one). Through a client, it is also what the limiter and the budget
+            reserve for such a request (``output_cap``): the one number of its output.
+
+    Attributes:
+        default_max_tokens: As given.
 
     Raises:
         ConfigurationError: no API key, or an unknown backend.
@@ -101,6 +105,7 @@ class AnthropicProvider(Driver):
         key = resolve_api_key(api_key, "ANTHROPIC_API_KEY", provider=name, required=client is None)
         if default_max_tokens < 1:
             raise ConfigurationError("default_max_tokens must be at least 1")
+        self.default_max_tokens = default_max_tokens
         register_driver_secrets(key, extra_headers, client)
         self._backend: Backend
         if self.backend == "sdk":

@@ -121,3 +121,74 @@ def test_a_budget_shared_by_clients_with_different_prices_is_refused() -> None:
     other = Prices({("openai", "m"): ModelPrice(input_per_mtok=1, output_per_mtok=1)})
     with pytest.raises(ConfigurationError, match="different pricing"):
         Client(fake(), budget=budget, pricing=other, log=False)
+
+
+class _RecordingLimiter:
+    """Records what each attempt asks the limiter for; never waits."""
+
+    def __init__(self) -> None:
+        from asyncllm._hooks import NoLimiter
+
+        self._inner = NoLimiter()
+        self.asked: list[int] = []
+
+    def acquire(self, tokens: int, *, model: str) -> Any:
+        self.asked.append(tokens)
+        return self._inner.acquire(tokens, model=model)
+
+    def observe(self, info: Any, *, model: str) -> None:
+        pass
+
+    def pause(self, seconds: float, *, model: str) -> None:
+        pass
+
+    def statistics(self) -> dict[str, Any]:
+        return {}
+
+
+async def test_the_wire_cap_is_what_the_budget_and_the_limiter_reserve() -> None:
+    # A request without max_tokens on Anthropic's wire is sent the driver's
+    # default_max_tokens; the budget (even one given its own smaller default) and the
+    # limiter must reserve that same cap, or concurrent requests overspend the budget
+    # (1,000 of 1,000 let through, $61 spent of $1.46, in a user's trial).
+    import anyio
+    import orjson
+
+    from asyncllm.providers import AnthropicProvider
+    from asyncllm.testing import Simulator
+
+    prices = Prices(
+        {("anthropic", "claude-t"): ModelPrice(input_per_mtok=0.0, output_per_mtok=1000.0)}
+    )  # $0.001 an output token
+    limiter = _RecordingLimiter()
+    async with Simulator(output_tokens=500) as sim:
+        provider = AnthropicProvider(
+            name="anth", model="claude-t", api_key="k", base_url=sim.anthropic_base_url,
+            default_max_tokens=64,
+        )  # fmt: skip
+        budget = MemoryBudget(1.0, default_max_tokens=4)
+        async with Client(
+            provider, pricing=prices, budget=budget, limits={"anth": limiter}, log=False
+        ) as client:
+            answered = refused = 0
+
+            async def one(i: int) -> None:
+                nonlocal answered, refused
+                try:
+                    r = await client.complete(f"question {i}")
+                except BudgetExceeded:
+                    refused += 1
+                else:
+                    answered += 1
+                    assert r.usage is not None and r.usage.output_tokens <= 64
+
+            async with anyio.create_task_group() as tg:
+                for i in range(40):
+                    tg.start_soon(one, i)
+        bodies = [orjson.loads(req.body) for req in sim.requests]
+    (bucket,) = budget.statistics()["buckets"].values()
+    spent = bucket["spent_usd"]
+    assert spent <= 1.0 + 1e-9, (spent, answered)
+    assert refused > 0 and answered <= 1.0 / 0.064 + 1
+    assert {b["max_tokens"] for b in bodies} == {64}
+    assert limiter.asked and all(t - 64 < 64 for t in limiter.asked)  # input + 64
