@@ -24,6 +24,8 @@
     │   └── BudgetUnavailable         a shared budget's store (Redis) cannot be reached
     ├── LimiterUnavailable            a shared rate limiter's store (Redis) cannot be reached
     ├── CacheClosed                   the cache shut down while a request waited on it
+    ├── InvalidCacheEntry             a stored cache entry is not a valid encoded response
+    ├── BatchInputError               a batch input or output file cannot be used (.path, .line)
     ├── AllProvidersFailed            every attempt failed; also an ExceptionGroup of them
     ├── StructuredOutputError         the answer does not validate against response_format
     │                                 (.raw_text, .errors, .response)
@@ -61,6 +63,7 @@ __all__ = [
     "AsyncLLMError",
     "AuthenticationFailed",
     "BadRequest",
+    "BatchInputError",
     "BudgetExceeded",
     "BudgetUnavailable",
     "CacheClosed",
@@ -70,6 +73,7 @@ __all__ = [
     "ContentFiltered",
     "ContextWindowExceeded",
     "DeadlineExceeded",
+    "InvalidCacheEntry",
     "InvalidRequestError",
     "LimiterUnavailable",
     "MalformedResponse",
@@ -331,6 +335,30 @@ class LimiterUnavailable(AsyncLLMError):
 
 class CacheClosed(AsyncLLMError):
     """The cache shut down while this request waited for a shared upstream call."""
+
+
+class BatchInputError(AsyncLLMError):
+    """A batch input (or output) file cannot be used as a whole: unreadable, duplicate
+    ``custom_id`` s, changed since an earlier run, or an output that is not ours.
+
+    Attributes:
+        path: The file, when there is one.
+        line: The 1-based line number, when one line is to blame.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
+        where = f"{path}:{line}: " if path and line else f"{path}: " if path else ""
+        super().__init__(f"{where}{message}")
+        self.path = path
+        self.line = line
+
+
+class InvalidCacheEntry(AsyncLLMError, ValueError):
+    """A stored cache entry is not a valid encoded response (corrupt, foreign or hostile).
+
+    The cache counts it, logs its key prefix and treats the entry as a miss; raised to
+    callers only by :func:`asyncllm.cache.decode_response` itself.
+    """
 
 
 class AllProvidersFailed(AsyncLLMError, ExceptionGroup[Exception]):

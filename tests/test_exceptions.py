@@ -100,3 +100,29 @@ def test_every_exception_class_in_the_package_is_rooted() -> None:
             assert issubclass(obj, asyncllm.AsyncLLMError), name
             assert obj.__module__ == "asyncllm._exceptions", name
             assert name in (_exceptions.__doc__ or ""), name
+
+
+def test_every_exception_any_public_face_exports_is_in_the_tree() -> None:
+    """Not only the top level: each room's face (asyncllm.cache, .cost, .batch...)."""
+    import importlib
+    import pkgutil
+
+    import asyncllm
+    from asyncllm import _exceptions
+
+    faces = [asyncllm] + [
+        importlib.import_module(f"asyncllm.{m.name}")
+        for m in pkgutil.iter_modules(asyncllm.__path__)
+        if not m.name.startswith("_") and m.name not in ("ray",)  # ray: optional extra
+    ]
+    checked = set()
+    for face in faces:
+        for name in getattr(face, "__all__", ()):
+            obj = getattr(face, name)
+            if isinstance(obj, type) and issubclass(obj, BaseException):
+                where = f"{face.__name__}.{name}"
+                assert issubclass(obj, asyncllm.AsyncLLMError), where
+                assert obj.__module__ == "asyncllm._exceptions", where
+                assert name in (_exceptions.__doc__ or ""), where
+                checked.add(name)
+    assert {"InvalidCacheEntry", "BatchInputError"} <= checked

@@ -28,7 +28,7 @@ from typing import Any, Literal, TypeAlias
 import orjson
 
 from .._build import REQUEST_PARAMS, build_request
-from .._exceptions import AsyncLLMError, InvalidRequestError
+from .._exceptions import BatchInputError, InvalidRequestError
 from .._types import ChatRequest
 
 __all__ = [
@@ -89,22 +89,6 @@ _ANTHROPIC_PARAMS = frozenset(
         "stream",
     }
 )
-
-
-class BatchInputError(AsyncLLMError):
-    """A batch input (or output) file cannot be used as a whole: unreadable, duplicate
-    ``custom_id`` s, changed since an earlier run, or an output that is not ours.
-
-    Attributes:
-        path: The file, when there is one.
-        line: The 1-based line number, when one line is to blame.
-    """
-
-    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
-        where = f"{path}:{line}: " if path and line else f"{path}: " if path else ""
-        super().__init__(f"{where}{message}")
-        self.path = path
-        self.line = line
 
 
 @dataclass(slots=True, frozen=True)

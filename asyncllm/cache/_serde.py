@@ -21,6 +21,7 @@ from typing import Any, Final
 import orjson
 from aiocache.serializers import BaseSerializer
 
+from .._exceptions import InvalidCacheEntry
 from .._types import Response, ToolCall, Usage
 
 __all__ = [
@@ -55,10 +56,6 @@ _FIELDS = frozenset(
 #: Entries larger than this are refused on read (a hostile entry must not exhaust memory).
 MAX_ENTRY_BYTES: Final = 16 * 1024 * 1024
 _MAX_COUNT = 2**53
-
-
-class InvalidCacheEntry(ValueError):
-    """A stored entry is not a valid encoded response (corrupt, foreign or hostile)."""
 
 
 def encode_response(response: Response) -> bytes:
