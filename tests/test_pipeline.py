@@ -404,3 +404,41 @@ async def test_a_client_closed_while_its_first_request_opens_it_stays_closed() -
     assert [str(e) for e in errors] == ["this Client is closed"]
     with pytest.raises(RuntimeError, match="this Client is closed"):
         await client.complete("after")
+
+
+@pytest.mark.parametrize("cache", [False, True])
+async def test_an_abandoned_request_reports_its_attempts_end_before_its_own(cache: bool) -> None:
+    # With a cache the attempt runs in the cache's task (shared with identical calls); a
+    # caller that leaves must still see its attempt end before the request does (a trace's
+    # attempt span inside its request span), as without a cache.
+    events: list[str] = []
+
+    class Order:
+        def request_started(self, info: RequestInfo) -> None:
+            events.append("request_started")
+
+        def attempt_started(self, info: AttemptInfo) -> None:
+            events.append("attempt_started")
+
+        def attempt_first_token(self, info: AttemptInfo) -> None:
+            pass
+
+        def attempt_finished(self, info: AttemptInfo, response: Any, error: Any) -> None:
+            events.append("attempt_finished")
+
+        def request_finished(self, info: RequestInfo, response: Any, error: Any) -> None:
+            events.append("request_finished")
+
+    slow = FakeReply(tokens=tuple(f"t{i} " for i in range(10)), token_delay=0.05)
+    want = ["request_started", "attempt_started", "attempt_finished", "request_finished"]
+    async with Client(
+        FakeProvider("p", replies=[slow]), cache=cache, observers=[Order()], log=False
+    ) as client:
+        async with client.stream("a stream left early", temperature=0) as s:
+            async for _ in s:
+                break
+        assert events == want
+        events.clear()
+        with anyio.move_on_after(0.02):
+            await client.complete("a call given up", temperature=0)
+        assert events == want

@@ -31,7 +31,7 @@ from aiocache.base import BaseCache
 from .._exceptions import ConfigurationError, InvalidRequestError
 from .._types import Chunk, Response
 from . import _events as events
-from ._inflight import CachedStream, Flight, Orphaned
+from ._inflight import CLOSE_GRACE, CachedStream, Flight, Orphaned
 from ._key import KEY_PREFIX, cache_key, check_namespace
 from ._memory import MemoryBackend
 from ._policy import CachePolicy
@@ -48,9 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["ResponseCache"]
 
 _MODES = ("use", "bypass", "refresh")
-#: Longest wait, on exit, for writes of answers already delivered (in-process backends
-#: write at once; network backends are bounded by their ``op_timeout``).
-_CLOSE_GRACE = 1.0
+_CLOSE_GRACE = CLOSE_GRACE
 
 
 class ResponseCache:
@@ -317,6 +315,12 @@ class ResponseCache:
                 flight.scope.cancel()
                 self._forget(flight)
                 events.debug("cache_call_abandoned", key=short(flight.key))
+                # Its attempts end (and are reported) before this request is: observers see
+                # attempt_finished before request_finished, as without a cache. Shielded,
+                # bounded: the upstream call is already cancelled.
+                with anyio.CancelScope(shield=True) as scope:
+                    scope.deadline = anyio.current_time() + _CLOSE_GRACE
+                    await flight.done.wait()
         return flight.outcome(leader)
 
     async def _run(

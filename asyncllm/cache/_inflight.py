@@ -42,6 +42,11 @@ __all__ = [
     "replay_chunks",
 ]
 
+#: Longest wait, on exit, for work the cache's own tasks finish for a caller that leaves:
+#: writes of answers already delivered (network backends are bounded by ``op_timeout``),
+#: and the unwinding of an abandoned shared call (its attempts report their end first).
+CLOSE_GRACE = 1.0
+
 
 class Orphaned(Exception):
     """A hosted flight's host left before the call finished: the waiters start over."""

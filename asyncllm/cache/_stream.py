@@ -22,10 +22,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from .._types import Chunk, Response
 from ..providers import StreamAccumulator
 from . import _events as events
-from ._inflight import CachedStream, StreamFlight
+from ._inflight import CLOSE_GRACE, CachedStream, StreamFlight
 from ._stats import CacheStats, short
 
 if TYPE_CHECKING:
@@ -147,10 +149,16 @@ class StreamSharing:
             flight.subscribers -= 1
             if flight.subscribers == 0 and not flight.read_to_end:
                 # Every subscriber left before the end: nothing will be stored.
+                self.forget(flight)
                 if not flight.finished:
                     flight.scope.cancel()  # nobody is reading: close the upstream stream
                     events.debug("cache_stream_abandoned", key=short(flight.key))
-                self.forget(flight)
+                    # Its attempt ends (and is reported) before this request is; shielded,
+                    # bounded: the upstream stream is already cancelled.
+                    with anyio.CancelScope(shield=True) as scope:
+                        scope.deadline = anyio.current_time() + CLOSE_GRACE
+                        while not flight.finished:
+                            await flight.changed.wait()
 
     async def _on_end(self, flight: StreamFlight) -> None:
         try:
