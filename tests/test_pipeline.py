@@ -442,3 +442,22 @@ async def test_an_abandoned_request_reports_its_attempts_end_before_its_own(cach
         with anyio.move_on_after(0.02):
             await client.complete("a call given up", temperature=0)
         assert events == want
+
+
+async def test_a_caller_leaving_a_shared_call_is_not_held_up_by_a_slow_unwind() -> None:
+    # The wait for the cancelled shared call to unwind is bounded short: an upstream that
+    # takes seconds to clean up does not hold up the caller's cancellation.
+    class SlowToUnwind(FakeProvider):
+        async def complete(self, request: Any) -> Any:
+            try:
+                await anyio.sleep(10)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await anyio.sleep(2)
+            raise AssertionError("unreachable")
+
+    async with Client(SlowToUnwind("p"), cache=True, log=False) as client:
+        started = anyio.current_time()
+        with anyio.move_on_after(0.2):
+            await client.complete("x", temperature=0)
+        assert anyio.current_time() - started < 0.2 + 0.5

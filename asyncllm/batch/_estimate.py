@@ -104,7 +104,9 @@ async def estimate(
                 kind=p.kind,
                 model=model,
                 local=p.local or p.kind in LOCAL_KINDS,
-                default_max_tokens=DEFAULT_MAX_TOKENS,
+                # The cap a provider's wire sends when a line sets none (Anthropic's
+                # default_max_tokens): what the budget reserves for it.
+                default_max_tokens=getattr(p, "default_max_tokens", None) or DEFAULT_MAX_TOKENS,
             )
             if usd is None:
                 priced = False

@@ -9,6 +9,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from .._exceptions import BudgetExceeded
+
 if TYPE_CHECKING:
     from .._hooks import AttemptInfo, RequestInfo
     from .._types import Response
@@ -131,12 +133,17 @@ class BatchSummary:
 class Tally:
     """What one request's attempts did (filled by :class:`BatchObserver`)."""
 
-    __slots__ = ("attempts", "cost_usd", "hedged")
+    __slots__ = ("attempts", "cost_usd", "hedges")
 
     def __init__(self) -> None:
         self.attempts = 0
-        self.hedged = False
+        self.hedges = 0
         self.cost_usd = 0.0
+
+    @property
+    def hedged(self) -> bool:
+        """Whether a hedge attempt was sent."""
+        return self.hedges > 0
 
 
 CURRENT: contextvars.ContextVar[Tally | None] = contextvars.ContextVar(
@@ -161,7 +168,7 @@ class BatchObserver:
         if tally is not None:
             tally.attempts += 1
             if info.role == "hedge":
-                tally.hedged = True
+                tally.hedges += 1
 
     def attempt_first_token(self, info: AttemptInfo) -> None:
         """Nothing to do."""
@@ -169,9 +176,15 @@ class BatchObserver:
     def attempt_finished(
         self, info: AttemptInfo, response: Response | None, error: BaseException | None
     ) -> None:
-        """Add the attempt's cost."""
+        """Add the attempt's cost; an attempt the budget refused was never sent: uncounted."""
         tally = CURRENT.get()
-        if tally is not None and info.cost_usd:
+        if tally is None:
+            return
+        if isinstance(error, BudgetExceeded):
+            tally.attempts -= 1
+            if info.role == "hedge":
+                tally.hedges -= 1
+        elif info.cost_usd:
             tally.cost_usd += info.cost_usd
 
     def request_finished(

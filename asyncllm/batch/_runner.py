@@ -17,6 +17,7 @@ The run, in order:
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -136,15 +137,22 @@ class _Run:
         self.refused = 0
         self.started = time.monotonic()
         self.last_report = 0.0
-        # Requests inside ``client.complete`` now, and an event set whenever one of them
-        # ends other than by a budget refusal (its reservation is released then).
+        # Requests inside ``client.complete`` now; how many of them ended other than by a
+        # budget refusal (releasing their reservations); requests refused meanwhile wait
+        # in line for such an end, one woken per end.
         self.attempting = 0
-        self.settled = anyio.Event()
+        self.ends = 0
+        self.waiting: deque[anyio.Event] = deque()
 
-    def wake(self) -> None:
-        """Wake the requests waiting for reservations to be released."""
-        self.settled.set()
-        self.settled = anyio.Event()
+    def wake_one(self) -> None:
+        """A reservation was released: the longest-waiting refused request asks again."""
+        if self.waiting:
+            self.waiting.popleft().set()
+
+    def wake_all(self) -> None:
+        """The run stops: every waiting request leaves (its request stays pending)."""
+        while self.waiting:
+            self.waiting.popleft().set()
 
     async def items(
         self, lines: AsyncIterator[tuple[int, Any]], done: Any, done_lines: set[int]
@@ -177,14 +185,14 @@ class _Run:
             raise _BadLine(item)
         # The budget refuses a request when its worst case does not fit *now*: other
         # requests of this run may hold reservations that their real cost will mostly give
-        # back. So a refused request waits for one of them to end and asks again; the batch
-        # stops only when a request is refused while none of its own is in flight (no
-        # reservation of this run left to give back). Each new try follows a real end, so
-        # this ends. A store that is down (BudgetUnavailable) stops at once.
+        # back. So a refused request waits in line for one of them to end (one waiter woken
+        # per end) and asks again; the batch stops when a request is refused while none of
+        # its own is in flight (no reservation of this run left to give back). Each new try
+        # follows a real end, so this ends. A store that is down stops at once.
         while True:
             if self.stopping:
                 raise _Refused
-            settled = self.settled
+            ends = self.ends
             self.p.in_flight += 1
             self.attempting += 1
             token = CURRENT.set(job.tally)
@@ -196,14 +204,27 @@ class _Run:
                     raise
                 refused = True
                 if self.attempting == 1:
-                    raise  # nothing of this run holds a reservation: the budget is spent
+                    # Nothing of this run holds a reservation: the budget is spent. Stop
+                    # here, not when the record is read (an ordered run may hold it back
+                    # behind a request that is waiting).
+                    self.budget_hit = self.stopping = True
+                    self.wake_all()
+                    raise
             finally:
                 CURRENT.reset(token)
                 self.p.in_flight -= 1
                 self.attempting -= 1
                 if not refused:
-                    self.wake()
-            await settled.wait()
+                    self.ends += 1
+                    self.wake_one()
+            if self.ends == ends:  # (else something ended meanwhile: ask again at once)
+                turn = anyio.Event()
+                self.waiting.append(turn)
+                try:
+                    await turn.wait()
+                finally:
+                    if not turn.is_set():  # cancelled in line: leave it
+                        self.waiting.remove(turn)
 
     def record(self, job: _Job, response: Response | None, error: Exception | None) -> None:
         item, tally, p = job.item, job.tally, self.p
@@ -222,7 +243,7 @@ class _Run:
                 self.refused += 1
                 if not self.budget_hit:
                     self.budget_hit = self.stopping = True
-                    self.wake()  # requests waiting for a reservation stop too (pending)
+                    self.wake_all()  # requests waiting for a reservation stop too (pending)
                 return
             self.out.add(
                 error_record(
@@ -382,7 +403,7 @@ async def run_batch(
                 assert stop is not None
                 await stop.wait()
                 run.stopping = run.interrupted = True
-                run.wake()
+                run.wake_all()
                 await anyio.sleep(grace)
                 loop_scope.cancel()
 
@@ -390,7 +411,7 @@ async def run_batch(
                 assert cancel is not None
                 await cancel.wait()  # a second Ctrl-C: no (more) grace
                 run.stopping = run.interrupted = True
-                run.wake()
+                run.wake_all()
                 loop_scope.cancel()
 
             if stop is not None:

@@ -31,7 +31,7 @@ from aiocache.base import BaseCache
 from .._exceptions import ConfigurationError, InvalidRequestError
 from .._types import Chunk, Response
 from . import _events as events
-from ._inflight import CLOSE_GRACE, CachedStream, Flight, Orphaned
+from ._inflight import CLOSE_GRACE, UNWIND_GRACE, CachedStream, Flight, Orphaned
 from ._key import KEY_PREFIX, cache_key, check_namespace
 from ._memory import MemoryBackend
 from ._policy import CachePolicy
@@ -319,7 +319,7 @@ class ResponseCache:
                 # attempt_finished before request_finished, as without a cache. Shielded,
                 # bounded: the upstream call is already cancelled.
                 with anyio.CancelScope(shield=True) as scope:
-                    scope.deadline = anyio.current_time() + _CLOSE_GRACE
+                    scope.deadline = anyio.current_time() + UNWIND_GRACE
                     await flight.done.wait()
         return flight.outcome(leader)
 

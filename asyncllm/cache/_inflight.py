@@ -42,10 +42,13 @@ __all__ = [
     "replay_chunks",
 ]
 
-#: Longest wait, on exit, for work the cache's own tasks finish for a caller that leaves:
-#: writes of answers already delivered (network backends are bounded by ``op_timeout``),
-#: and the unwinding of an abandoned shared call (its attempts report their end first).
+#: Longest wait, on exit, for writes of answers already delivered (network backends are
+#: bounded by their ``op_timeout``).
 CLOSE_GRACE = 1.0
+#: Longest wait of the last caller leaving a shared call or stream for it to unwind (its
+#: attempts then report their end before the request does); short, because it delays that
+#: caller's cancellation or deadline: an upstream slower to unwind finishes on its own.
+UNWIND_GRACE = 0.1
 
 
 class Orphaned(Exception):

@@ -27,7 +27,7 @@ import anyio
 from .._types import Chunk, Response
 from ..providers import StreamAccumulator
 from . import _events as events
-from ._inflight import CLOSE_GRACE, CachedStream, StreamFlight
+from ._inflight import UNWIND_GRACE, CachedStream, StreamFlight
 from ._stats import CacheStats, short
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ class StreamSharing:
                     # Its attempt ends (and is reported) before this request is; shielded,
                     # bounded: the upstream stream is already cancelled.
                     with anyio.CancelScope(shield=True) as scope:
-                        scope.deadline = anyio.current_time() + CLOSE_GRACE
+                        scope.deadline = anyio.current_time() + UNWIND_GRACE
                         while not flight.finished:
                             await flight.changed.wait()
 

@@ -255,3 +255,91 @@ async def test_a_budget_store_that_is_down_stops_at_once_without_waiting(
     assert summary.status == "budget"
     assert summary.progress.succeeded == 4  # the four admitted answered and were recorded
     assert store.calls <= 8, "refused requests did not try again"
+
+
+class _SlowRefusals:
+    """A budget that refuses every request, the first after 10 ms, the second after 20 ms."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def reserve(self, request: Any, **kwargs: Any) -> Any:
+        from contextlib import asynccontextmanager
+
+        from asyncllm import BudgetExceeded
+
+        self.calls += 1
+        delay = 0.01 * self.calls
+
+        @asynccontextmanager
+        async def refuse() -> AsyncIterator[Any]:
+            await anyio.sleep(delay)
+            raise BudgetExceeded("tight", 1.0, 0.0)
+            yield  # pragma: no cover
+
+        return refuse()
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+async def test_a_refusal_with_nothing_else_in_flight_stops_even_an_ordered_run(
+    tmp_path: Path, ordered: bool
+) -> None:
+    # Line 1 is refused while line 2 is in flight: it waits. Line 2 is then refused with
+    # nothing else in flight: the budget is spent, the run must stop. In an ordered run
+    # line 2's result is held behind line 1, so stopping cannot wait for its record (it
+    # hung there).
+    from asyncllm import Client
+    from asyncllm.batch import BatchObserver
+    from asyncllm.testing import FakeProvider
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_bytes(b"".join(orjson.dumps({"id": i, "prompt": f"q{i}"}) + b"\n" for i in range(2)))
+    async with Client(
+        FakeProvider("f"), budget=_SlowRefusals(), observers=[BatchObserver()], log=False
+    ) as client:
+        with anyio.fail_after(5):
+            summary = await run_batch(
+                client, inp, tmp_path / "out.jsonl",
+                options=BatchOptions(concurrency=2, ordered=ordered),
+            )  # fmt: skip
+    assert summary.status == "budget" and summary.progress.pending == 2
+    assert not (tmp_path / "out.jsonl").exists() or _records(tmp_path / "out.jsonl") == []
+
+
+async def test_refused_requests_wait_in_line_not_in_a_herd(tmp_path: Path) -> None:
+    # Each end of an admitted request wakes one refused request, not all of them; a
+    # refused try is not an attempt in the record.
+    from asyncllm import Client, Usage
+    from asyncllm.batch import BatchObserver
+    from asyncllm.cost import MemoryBudget, ModelPrice, Prices
+    from asyncllm.testing import FakeProvider, FakeReply
+
+    prices = Prices({("fake", "fake-model"): ModelPrice(input_per_mtok=0, output_per_mtok=1000)})
+    reply = FakeReply(tokens=("ok",), usage=Usage(10, 10), latency=0.01)
+    budget = MemoryBudget(1.0, default_max_tokens=100)  # worst case $0.1, real cost $0.01
+    calls = 0
+    real = budget.reserve
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real(*args, **kwargs)
+
+    budget.reserve = counting  # type: ignore[method-assign]
+    inp = tmp_path / "in.jsonl"
+    inp.write_bytes(
+        b"".join(orjson.dumps({"id": i, "prompt": f"q{i}"}) + b"\n" for i in range(400))
+    )
+    async with Client(
+        FakeProvider("f", replies=[reply]), budget=budget, pricing=prices,
+        observers=[BatchObserver()], log=False,
+    ) as client:  # fmt: skip
+        with anyio.fail_after(30):
+            summary = await run_batch(
+                client, inp, tmp_path / "out.jsonl", options=BatchOptions(concurrency=64)
+            )
+    recs = _records(tmp_path / "out.jsonl")
+    answered = len(recs)
+    assert summary.status == "budget" and 90 <= answered <= 100  # $1 at $0.01 each
+    assert all(r["asyncllm"]["attempts"] == 1 for r in recs)
+    assert calls <= 3 * answered + 64, (calls, answered)

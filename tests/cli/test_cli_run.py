@@ -285,3 +285,34 @@ def test_main_command_runs_the_sample_batch_on_the_embedded_simulator(tmp_path: 
         orjson.loads(line)["custom_id"] for line in sample.read_bytes().splitlines()
     }
     assert all(r["error"] is None and r["response"]["body"] for r in recs)
+
+
+async def test_dry_run_prices_a_line_without_max_tokens_at_the_wire_cap(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # Anthropic's wire is sent the driver's default_max_tokens; the budget reserves that,
+    # so the dry run's worst case must count it too (it counted 4096).
+    def worst(cap: int) -> float:
+        cfg = tmp_path / f"c{cap}.toml"
+        cfg.write_text(
+            f'[providers.an]\nspec = "anthropic:claude-t"\nbase_url = "{sim.anthropic_base_url}"\n'
+            f"default_max_tokens = {cap}\n"
+            "price = { input_per_mtok = 0.0, output_per_mtok = 10.0 }\n"
+        )
+        import subprocess
+
+        proc = subprocess.run(
+            run_args(cfg, inp, tmp_path / "out.jsonl", "--dry-run"),
+            capture_output=True, text=True, check=False,
+            env={**env(), "ANTHROPIC_API_KEY": "sk-ant-test-loopback-only"},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return float(proc.stdout.split("worst case $")[1].split()[0])
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_bytes(orjson.dumps({"custom_id": "a", "prompt": "hi"}) + b"\n")
+    # One line: each leg the strategy may send is 40,000 output tokens at $10 a million.
+    big, small = worst(40000), worst(1000)
+    legs = round(big / 0.4)
+    assert legs >= 1 and big == pytest.approx(legs * 0.4)
+    assert small == pytest.approx(legs * 0.01)
