@@ -96,23 +96,25 @@ def is_transient(error: BaseException) -> bool:
     """Whether sending the request again later may succeed: some provider failed in a way
     that may pass (a rerun tries them all again), and no provider's answer was rejected by
     the acceptance checks (that answer was paid for; sending again would pay again)."""
-    return _may_pass(error) and not _rejected(error)
+    return _anywhere(error, _TRANSIENT, causes=False) and not _anywhere(
+        error, AnswerRejected, causes=False
+    )
 
 
-def _may_pass(error: BaseException) -> bool:
-    if isinstance(error, _TRANSIENT):
+def _anywhere(
+    error: BaseException,
+    kinds: type[BaseException] | tuple[type[BaseException], ...],
+    *,
+    causes: bool = True,
+) -> bool:
+    """Whether ``error``, one of the failures it groups, or (with ``causes``) an error it
+    was raised from, is one of ``kinds``."""
+    if isinstance(error, kinds):
         return True
     if isinstance(error, (AllProvidersFailed, BaseExceptionGroup)):
-        return any(_may_pass(e) for e in error.exceptions)
-    return False
-
-
-def _rejected(error: BaseException) -> bool:
-    if isinstance(error, AnswerRejected):
-        return True
-    if isinstance(error, (AllProvidersFailed, BaseExceptionGroup)):
-        return any(_rejected(e) for e in error.exceptions)
-    return False
+        return any(_anywhere(e, kinds, causes=causes) for e in error.exceptions)
+    cause = error.__cause__
+    return causes and cause is not None and cause is not error and _anywhere(cause, kinds)
 
 
 def _record_id(custom_id: str | None, line: int) -> str:
@@ -244,22 +246,12 @@ def record_cost(record: Mapping[str, Any]) -> float:
 
 def is_budget_refusal(error: BaseException) -> bool:
     """True when a budget refused the request (anywhere in a group of failures)."""
-    if isinstance(error, BudgetExceeded):
-        return True
-    if isinstance(error, (AllProvidersFailed, BaseExceptionGroup)):
-        return any(is_budget_refusal(e) for e in error.exceptions)
-    cause = error.__cause__
-    return cause is not None and cause is not error and is_budget_refusal(cause)
+    return _anywhere(error, BudgetExceeded)
 
 
 def is_budget_unavailable(error: BaseException) -> bool:
     """True when the shared budget's store could not be reached (anywhere in a group)."""
-    if isinstance(error, BudgetUnavailable):
-        return True
-    if isinstance(error, (AllProvidersFailed, BaseExceptionGroup)):
-        return any(is_budget_unavailable(e) for e in error.exceptions)
-    cause = error.__cause__
-    return cause is not None and cause is not error and is_budget_unavailable(cause)
+    return _anywhere(error, BudgetUnavailable)
 
 
 def _status(error: BaseException) -> int | None:
