@@ -286,9 +286,9 @@ def test_compact_dated_reference_defers_to_genai_prices(index: PriceIndex) -> No
     assert got == pytest.approx(0.00045)
 
 
-async def test_aload_builds_the_index_in_a_worker_thread(
-    stale_shipped_index: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def builds(stale_shipped_index: Path, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """One entry per index build: whether it ran on the main (event loop's) thread."""
     threads: list[bool] = []
     real = _price_build.write_index
 
@@ -297,6 +297,11 @@ async def test_aload_builds_the_index_in_a_worker_thread(
         return real(path)
 
     monkeypatch.setattr(_price_build, "write_index", recording)
+    return threads
+
+
+async def test_aload_builds_the_index_in_a_worker_thread(builds: list[bool]) -> None:
+    threads = builds
     await Prices().aload()
     assert threads == [False]  # built once, off the event loop's thread
     assert _prices._INDEX[0] is not None
@@ -318,7 +323,7 @@ async def test_aload_reads_a_current_shipped_index_in_place(
 
 
 async def test_a_client_opened_by_its_first_requests_builds_the_index_off_the_loop_once(
-    stale_shipped_index: Path, monkeypatch: pytest.MonkeyPatch
+    builds: list[bool],
 ) -> None:
     # No `async with`: the first requests open the client. Concurrent first requests wait
     # for one opening, and the index for the installed genai-prices is built in a worker
@@ -326,14 +331,7 @@ async def test_a_client_opened_by_its_first_requests_builds_the_index_off_the_lo
     from asyncllm import Client
     from asyncllm.testing import FakeProvider, FakeReply
 
-    threads: list[bool] = []
-    real = _price_build.write_index
-
-    def recording(path: Path) -> int:
-        threads.append(threading.current_thread() is threading.main_thread())
-        return real(path)
-
-    monkeypatch.setattr(_price_build, "write_index", recording)
+    threads = builds
     fake = FakeProvider(
         "openai", kind="openai", model="gpt-4o-mini",
         replies=[FakeReply(usage=Usage(1000, 500))] * 3,
@@ -555,17 +553,7 @@ def test_a_failed_write_leaves_no_temporary_file(
     assert list(target.parent.iterdir()) == []  # ...and is gone, with no index
 
 
-def test_threads_loading_together_build_once(
-    stale_shipped_index: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[int] = []
-    real = _price_build.write_index
-
-    def counting(path: Path) -> int:
-        calls.append(1)
-        return real(path)
-
-    monkeypatch.setattr(_price_build, "write_index", counting)
+def test_threads_loading_together_build_once(builds: list[bool]) -> None:
     barrier = threading.Barrier(4)
 
     def load() -> None:
@@ -577,7 +565,7 @@ def test_threads_loading_together_build_once(
         t.start()
     for t in threads:
         t.join(60)
-    assert calls == [1]
+    assert len(builds) == 1
     assert _prices._INDEX[0] is not None
 
 
